@@ -1,0 +1,160 @@
+"""``postflow`` command line: one parser, each command a small function, imports kept lazy.
+
+Lazy imports keep ``postflow sandbox`` and ``postflow --version`` fast and keep Qt out of every
+command that does not show a window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+from app.core.errors import ConfigError, PostFlowError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 78  # sysexits EX_CONFIG
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (override the config file and environment)")
+    group.add_argument("--sandbox", action="store_const", const=True, default=None,
+                       help="use the built-in sandbox instead of Frame.io and Adobe")  # fmt: skip
+    group.add_argument("--api-url", dest="api_url", help="Frame.io API base URL")
+    group.add_argument("--ims-url", dest="ims_url", help="Adobe IMS base URL")
+    group.add_argument("--client-id", dest="client_id", help="Adobe client id")
+    group.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="postflow",
+        description="PostFlow delivers finished media files from watched folders to Frame.io.",
+    )
+    parser.add_argument("--version", action="version", version=f"PostFlow {__version__}")
+    _add_settings_flags(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the upload engine")
+    run.add_argument("--headless", action="store_true", help="no tray icon, log to the console")
+    run.add_argument("--watch", type=Path, action="append", help="folder to watch")
+    run.add_argument("--project", help="Frame.io project name or id for --watch")
+    run.add_argument("--folder", help="sub-folder path inside the project for --watch")
+    _add_settings_flags(run)
+
+    login = sub.add_parser("login", help="sign in with Adobe in your browser")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
+    _add_settings_flags(login)
+
+    logout = sub.add_parser("logout", help="sign out: revoke tokens and remove them from the keychain")
+    _add_settings_flags(logout)
+
+    status = sub.add_parser("status", help="show the upload queue")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_settings_flags(status)
+
+    doctor = sub.add_parser("doctor", help="check settings, folders and services")
+    _add_settings_flags(doctor)
+
+    sandbox = sub.add_parser("sandbox", help="run the local Frame.io/Adobe/Discord emulator")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sandbox.add_argument("--state", type=Path, help="folder that keeps the sandbox's state")
+    sandbox.add_argument("--token-lifetime", type=float, help="access token lifetime in seconds")
+    sandbox.add_argument("--rate-limit-scale", type=float,
+                         help="multiply documented rate limits (0 disables them)")  # fmt: skip
+    sandbox.add_argument("--part-size", type=int, help="upload part size in bytes")
+    sandbox.add_argument("--faults", help='JSON fault settings, e.g. \'{"parts": {"rate": 0.2}}\'')
+    sandbox.add_argument("--seed", type=int, default=0, help="seed for injected faults")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("sandbox", "api_url", "ims_url", "client_id", "log_level")
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from app.core.settings import load_settings
+
+    return load_settings(overrides=_overrides(args))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import json
+
+    from app.sandbox.config import SandboxConfig
+    from app.sandbox.server import serve_forever
+
+    config = SandboxConfig(host=args.host, port=args.port, state_dir=args.state, seed=args.seed)
+    if args.token_lifetime is not None:
+        config.access_token_lifetime = args.token_lifetime
+    if args.rate_limit_scale is not None:
+        config.rate_limit_scale = args.rate_limit_scale
+    if args.part_size is not None:
+        config.part_size = args.part_size
+    if args.faults:
+        try:
+            config.initial_faults = json.loads(args.faults)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"option --faults: not valid JSON: {exc}") from None
+    try:
+        asyncio.run(serve_forever(config))
+    except OSError as exc:
+        raise PostFlowError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(f"PostFlow {__version__}")
+    print(f"config file : {settings.paths.config_file}"
+          f"{'' if settings.paths.config_file.exists() else ' (not present: defaults)'}")  # fmt: skip
+    print(f"data folder : {settings.paths.data_dir}")
+    print(f"log folder  : {settings.paths.log_dir}")
+    print(f"mode        : {'sandbox' if settings.sandbox else 'Frame.io'}")
+    print(f"Frame.io API: {settings.api_url}")
+    print(f"Adobe IMS   : {settings.ims_url}")
+    print(f"client id   : {settings.effective_client_id or '(not set: set auth.client_id)'}")
+    return EXIT_OK
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        _load(args)
+        print(f"postflow {name}: not available in this build yet", file=sys.stderr)
+        return EXIT_FAILURE
+
+    return run
+
+
+COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
+    "sandbox": cmd_sandbox,
+    "doctor": cmd_doctor,
+    "run": _not_yet("run"),
+    "login": _not_yet("login"),
+    "logout": _not_yet("logout"),
+    "status": _not_yet("status"),
+    None: _not_yet("tray app"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"postflow: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PostFlowError as exc:
+        print(f"postflow: {exc.title}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130

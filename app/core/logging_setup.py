@@ -1,0 +1,84 @@
+"""Logging: a rotating file always, the console in headless/CLI mode, secrets never.
+
+Redaction works on the formatted line, so a token that slips into any message (an exception from
+a library, a URL with ``code=``) is masked before it reaches a handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+import sys
+import threading
+from pathlib import Path
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
+    re.compile(
+        r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|token"
+        r"|X-Amz-Signature)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
+    ),
+    re.compile(r"(?i)(discord(?:app)?\.com/api/webhooks/\d+/)[A-Za-z0-9_\-]+"),
+)
+REDACTED = "[redacted]"
+
+
+class SecretRegistry:
+    """Exact secret strings known at run time (tokens we hold); masked wherever they appear."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+
+    def add(self, *secrets: str | None) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s and len(s) >= 8)
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return SECRETS.redact(super().format(record))
+
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_installed: list[logging.Handler] = []
+
+
+def setup_logging(level: str, log_file: Path | None, console: bool) -> None:
+    """Install handlers on the root logger once; calling again replaces them."""
+    root = logging.getLogger()
+    for handler in _installed:
+        root.removeHandler(handler)
+        handler.close()
+    _installed.clear()
+    formatter = RedactingFormatter(_FORMAT)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        )
+        file_handler.setFormatter(formatter)
+        _installed.append(file_handler)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(formatter)
+        _installed.append(stream)
+    for handler in _installed:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

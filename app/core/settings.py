@@ -1,0 +1,286 @@
+"""One typed settings object: defaults, then the TOML file, then environment, then CLI flags.
+
+Every setting is declared once in ``SETTINGS`` with its TOML key, its environment variables and
+its parser, so the loader, the error messages and docs/configuration.md cannot drift apart.
+Secrets never live here: tokens, client secrets and webhook URLs belong to the keychain.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from app.core.errors import ConfigError
+from app.core.paths import AppPaths, resolve_paths
+
+DEFAULT_API_URL = "https://api.frame.io"
+DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
+DEFAULT_SCOPES = ("openid", "email", "profile", "offline_access", "additional_info.roles")
+SANDBOX_CLIENT_ID = "postflow-sandbox"
+CREDENTIAL_TYPES = ("spa", "native", "web")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_EXTENSIONS = (
+    ".mov", ".mp4", ".mxf", ".m4v", ".avi", ".mkv", ".r3d", ".braw", ".ari",
+    ".wav", ".aif", ".aiff", ".mp3", ".m4a",
+    ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".dpx", ".psd", ".pdf",
+)  # fmt: skip
+DEFAULT_IGNORE = ("*.tmp", "*.part", ".*", ".DS_Store", "._*", "*.crdownload", "*~")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user or administrator can set. Frozen: change it with ``replace``."""
+
+    api_url: str = DEFAULT_API_URL
+    ims_url: str = DEFAULT_IMS_URL
+    client_id: str = ""
+    credential_type: str = "spa"
+    redirect_uri: str = "https://localhost:8765/callback"
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    account_id: str = ""
+    sandbox: bool = False
+    sandbox_url: str = ""
+    keyring_backend: str = ""
+    log_level: str = "INFO"
+    stable_seconds: float = 30.0
+    scan_interval: float = 15.0
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
+    max_concurrent_files: int = 2
+    parts_per_file: int = 4
+    bandwidth_limit: int = 0
+    paths: AppPaths = field(default_factory=resolve_paths)
+
+    @property
+    def effective_client_id(self) -> str:
+        return self.client_id or (SANDBOX_CLIENT_ID if self.sandbox else "")
+
+
+# ---- parsers: each returns the typed value or raises ValueError("what is expected") ----
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value.strip()
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        text = text.upper() if upper else text.lower()
+        if text not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return text
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
+def _number(minimum: float, integer: bool = False) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a number")
+        try:
+            number = int(value) if integer else float(value)
+        except (TypeError, ValueError):
+            kind = "a whole number" if integer else "a number"
+            raise ValueError(f"{kind} ≥ {minimum:g}") from None
+        if number < minimum:
+            raise ValueError(f"a number ≥ {minimum:g}")
+        return number
+
+    return parse
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise ValueError("a list of strings (or a comma-separated string)")
+    return tuple(v for v in items if v)
+
+
+def _extensions(value: Any) -> tuple[str, ...]:
+    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in _list(value))
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str  # attribute of Settings
+    key: str  # dotted key in config.toml
+    env: tuple[str, ...]  # environment variables, first wins
+    parse: Callable[[Any], Any]
+    doc: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("api_url", "frameio.api_url", ("POSTFLOW_API_URL",), _url, "Frame.io API base URL"),
+    SettingSpec("ims_url", "auth.ims_url", ("POSTFLOW_IMS_URL",), _url, "Adobe IMS base URL"),
+    SettingSpec(
+        "client_id", "auth.client_id", ("POSTFLOW_CLIENT_ID", "FRAMEIO_CLIENT_ID"), _str,
+        "Adobe Developer Console client id",
+    ),
+    SettingSpec(
+        "credential_type", "auth.credential_type", ("POSTFLOW_CREDENTIAL_TYPE",),
+        _choice(CREDENTIAL_TYPES), "spa, native or web (web needs a client secret in the keychain)",
+    ),
+    SettingSpec(
+        "redirect_uri", "auth.redirect_uri", ("POSTFLOW_REDIRECT_URI",), _str,
+        "OAuth redirect URI registered for the client",
+    ),
+    SettingSpec("scopes", "auth.scopes", ("POSTFLOW_SCOPES",), _list, "OAuth scopes"),
+    SettingSpec(
+        "account_id", "frameio.account_id", ("POSTFLOW_ACCOUNT_ID", "FRAMEIO_ACCOUNT_ID"), _str,
+        "Frame.io account to use when the user has several",
+    ),
+    SettingSpec(
+        "sandbox", "sandbox.enabled", ("POSTFLOW_SANDBOX",), _bool,
+        "Use the built-in sandbox instead of Frame.io and Adobe",
+    ),
+    SettingSpec(
+        "sandbox_url", "sandbox.url", ("POSTFLOW_SANDBOX_URL",), _str,
+        "URL of an already running sandbox (empty: start one)",
+    ),
+    SettingSpec(
+        "keyring_backend", "auth.keyring_backend", ("POSTFLOW_KEYRING_BACKEND",),
+        _choice(("", "system", "encrypted-file")), "system keychain, or encrypted-file opt-in",
+    ),
+    SettingSpec(
+        "log_level", "logging.level", ("POSTFLOW_LOG_LEVEL", "LOG_LEVEL"),
+        _choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR",
+    ),
+    SettingSpec(
+        "stable_seconds", "watch.stable_seconds", ("POSTFLOW_STABLE_SECONDS",), _number(0),
+        "seconds a file's size and mtime must stay unchanged before upload",
+    ),
+    SettingSpec(
+        "scan_interval", "watch.scan_interval", ("POSTFLOW_SCAN_INTERVAL",), _number(0.1),
+        "seconds between full scans of watched folders",
+    ),
+    SettingSpec(
+        "extensions", "watch.extensions", ("POSTFLOW_EXTENSIONS",), _extensions,
+        "file extensions to upload (empty list: all)",
+    ),
+    SettingSpec(
+        "ignore_patterns", "watch.ignore", ("POSTFLOW_IGNORE",), _list,
+        "glob patterns of names never uploaded",
+    ),
+    SettingSpec(
+        "max_concurrent_files", "upload.max_concurrent_files", ("POSTFLOW_MAX_CONCURRENT_FILES",),
+        _number(1, integer=True), "files uploaded at the same time",
+    ),
+    SettingSpec(
+        "parts_per_file", "upload.parts_per_file", ("POSTFLOW_PARTS_PER_FILE",),
+        _number(1, integer=True), "parts of one file uploaded in parallel",
+    ),
+    SettingSpec(
+        "bandwidth_limit", "upload.bandwidth_limit", ("POSTFLOW_BANDWIDTH_LIMIT",),
+        _number(0, integer=True), "bytes per second across all uploads (0: no limit)",
+    ),
+)  # fmt: skip
+
+_SPEC_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _lookup(table: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = table
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _known_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for k, v in table.items():
+        full = f"{prefix}{k}"
+        if isinstance(v, Mapping) and not any(s.key == full for s in SETTINGS):
+            keys += _known_keys(v, full + ".")
+        else:
+            keys.append(full)
+    return keys
+
+
+def _parse(spec: SettingSpec, value: Any, origin: str) -> Any:
+    try:
+        return spec.parse(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{origin}: {spec.key} = {value!r} is invalid: expected {exc}"
+        ) from None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    paths: AppPaths | None = None,
+) -> Settings:
+    """Read the file, then the environment, then ``overrides`` (CLI flags, by attribute name).
+
+    Any invalid value raises ``ConfigError`` with one line naming where it came from, the key,
+    the value and what is expected.
+    """
+    env = dict(os.environ if environ is None else environ)
+    paths = paths or resolve_paths(env)
+    values: dict[str, Any] = {}
+    file = paths.config_file
+    if file.exists():
+        try:
+            table = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        known = {s.key for s in SETTINGS}
+        for key in _known_keys(table):
+            if key not in known and not key.startswith("watch.roots"):
+                raise ConfigError(f"{file}: unknown key {key!r}: expected one of {sorted(known)}")
+        for spec in SETTINGS:
+            found, raw = _lookup(table, spec.key)
+            if found:
+                values[spec.name] = _parse(spec, raw, str(file))
+    for spec in SETTINGS:
+        for var in spec.env:
+            if var in env:
+                values[spec.name] = _parse(spec, env[var], f"environment variable {var}")
+                break
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        spec = _SPEC_BY_NAME[name]
+        values[name] = _parse(spec, raw, f"option --{name.replace('_', '-')}")
+    return Settings(paths=paths, **values)
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(toml key, environment variables, default, description) for docs and ``doctor``."""
+    defaults = Settings.__dataclass_fields__
+    rows = []
+    for spec in SETTINGS:
+        f = defaults[spec.name]
+        default = "" if f.default is MISSING else repr(f.default)
+        rows.append((spec.key, ", ".join(spec.env), default, spec.doc))
+    return rows
+
+

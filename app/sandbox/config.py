@@ -1,0 +1,59 @@
+"""Sandbox knobs: lifetimes, limits, part sizes, registered OAuth clients."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+#: Loopback redirect URIs the default client accepts: any port, any path.
+LOOPBACK_REDIRECTS = (
+    r"http://127\.0\.0\.1(:\d+)?(/.*)?",
+    r"http://localhost(:\d+)?(/.*)?",
+    r"https://localhost(:\d+)?(/.*)?",
+    r"adobe\+sandbox://adobeid/postflow-sandbox(/.*)?",
+)
+
+
+@dataclass
+class ClientRegistration:
+    """An Adobe Developer Console credential: public (PKCE) or confidential (secret)."""
+
+    client_id: str
+    redirect_patterns: tuple[str, ...] = LOOPBACK_REDIRECTS
+    client_secret: str | None = None  # None: public client, PKCE required
+
+    def allows_redirect(self, uri: str) -> bool:
+        return any(re.fullmatch(p, uri) for p in self.redirect_patterns)
+
+
+def default_clients() -> dict[str, ClientRegistration]:
+    return {
+        "postflow-sandbox": ClientRegistration("postflow-sandbox"),
+        "postflow-sandbox-web": ClientRegistration(
+            "postflow-sandbox-web", client_secret="sandbox-web-secret"
+        ),
+    }
+
+
+@dataclass
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    state_dir: Path | None = None
+    access_token_lifetime: float = 86400.0
+    refresh_token_lifetime: float = 14 * 86400.0
+    auth_code_lifetime: float = 300.0
+    #: Multiplies every documented rate limit; 0 turns rate limiting off.
+    rate_limit_scale: float = 1.0
+    part_size: int = 25 * MiB
+    part_url_lifetime: float = 86400.0
+    transcode_delay: float = 0.2
+    remote_upload_max: int = 50 * 1000**3
+    stall_seconds: float = 60.0
+    seed: int = 0
+    initial_faults: dict[str, Any] | None = None
+    clients: dict[str, ClientRegistration] = field(default_factory=default_clients)

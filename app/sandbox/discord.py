@@ -1,0 +1,98 @@
+"""Discord webhooks: Discord's validation, its per-webhook rate limit and 429 shape."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from app.sandbox.context import get_sandbox
+from app.sandbox.fault_responses import fault_response
+from app.sandbox.responses import json_response
+
+routes = web.RouteTableDef()
+LIMIT = 5
+WINDOW = 2.0  # seconds: 5 messages per 2 s per webhook, as Discord does
+
+
+def _error(status: int, message: str, code: int) -> web.Response:
+    return json_response({"message": message, "code": code}, status)
+
+
+@routes.post("/discord/api/webhooks/{webhook_id}/{token}")
+async def execute_webhook(request: web.Request) -> web.Response:
+    sb = get_sandbox(request)
+    sb.stats["discord.execute"] += 1
+    kind = sb.faults.pick("discord")
+    if kind is not None:
+        return await fault_response(sb, request, "discord", kind)
+    webhook_id, token = request.match_info["webhook_id"], request.match_info["token"]
+    if not webhook_id.isdigit():
+        return _error(404, "Unknown Webhook", 10015)
+    if token == "invalid":
+        return _error(401, "Invalid Webhook Token", 50027)
+    now = sb.clock.now()
+    window = sb.discord_windows.setdefault(webhook_id, [])
+    window[:] = [t for t in window if t > now - WINDOW]
+    reset_after = (window[0] + WINDOW - now) if window else WINDOW
+    headers = {
+        "x-ratelimit-bucket": f"sandbox-{webhook_id}",
+        "x-ratelimit-limit": str(LIMIT),
+        "x-ratelimit-reset-after": f"{reset_after:.3f}",
+        "x-ratelimit-reset": f"{now + reset_after:.3f}",
+    }
+    if len(window) >= LIMIT:
+        headers["x-ratelimit-remaining"] = "0"
+        headers["Retry-After"] = str(math.ceil(reset_after))
+        body = {"message": "You are being rate limited.", "retry_after": round(reset_after, 3),
+                "global": False}  # fmt: skip
+        return json_response(body, 429, headers)
+    try:
+        payload: Any = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error(400, "The request body contains invalid JSON.", 50109)
+    problem = _validate(payload)
+    if problem:
+        return json_response({"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400)
+    window.append(now)
+    headers["x-ratelimit-remaining"] = str(LIMIT - len(window))
+    message = {
+        "id": str(4_000_000_000 + len(sb.discord_messages)),
+        "webhook_id": webhook_id,
+        "channel_id": "100000000000000001",
+        "content": payload.get("content", ""),
+        "embeds": payload.get("embeds", []),
+        "timestamp": sb.clock.iso(),
+        "type": 0,
+    }
+    sb.discord_messages.append({"webhook_id": webhook_id, "payload": payload, "message": message})
+    if request.query.get("wait", "").lower() == "true":
+        return json_response(message, 200, headers)
+    return web.Response(status=204, headers=headers)
+
+
+def _validate(payload: Any) -> dict[str, Any] | None:
+    if not isinstance(payload, dict):
+        return {"_errors": [{"code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used"}]}
+    content = payload.get("content")
+    embeds = payload.get("embeds")
+    if not content and not embeds:
+        return {"content": {"_errors": [{"code": "BASE_TYPE_REQUIRED",
+                                         "message": "Cannot send an empty message"}]}}  # fmt: skip
+    if content is not None and (not isinstance(content, str) or len(content) > 2000):
+        return {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                                         "message": "Must be 2000 or fewer in length."}]}}  # fmt: skip
+    if embeds is not None:
+        if not isinstance(embeds, list) or len(embeds) > 10:
+            return {"embeds": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                                            "message": "Must be 10 or fewer in length."}]}}  # fmt: skip
+        for i, embed in enumerate(embeds):
+            if not isinstance(embed, dict):
+                return {"embeds": {str(i): {"_errors": [{"code": "DICT_TYPE_CONVERT",
+                                                         "message": "Only dictionaries may be used"}]}}}  # fmt: skip
+            if len(str(embed.get("title", ""))) > 256 or len(str(embed.get("description", ""))) > 4096:
+                return {"embeds": {str(i): {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                                                         "message": "Embed field too long"}]}}}  # fmt: skip
+    return None

@@ -1,0 +1,71 @@
+"""Injected failures: a share of requests in a scope fail in a chosen way, or a burst does.
+
+Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``discord``.
+Kinds: ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall`` (no answer for
+``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON).
+A seeded RNG keeps a run reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCOPES = ("parts", "api", "ims", "discord")
+KINDS = ("500", "503", "429", "reset", "stall", "garbage")
+
+
+@dataclass
+class ScopeFaults:
+    rate: float = 0.0
+    kinds: list[str] = field(default_factory=lambda: ["500"])
+    burst: int = 0  # the next N requests fail regardless of rate
+    burst_kind: str = "429"
+
+
+class FaultInjector:
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+        self.scopes: dict[str, ScopeFaults] = {s: ScopeFaults() for s in SCOPES}
+        self.injected: dict[str, int] = {s: 0 for s in SCOPES}
+
+    def configure(self, doc: dict[str, Any]) -> None:
+        """Apply ``{"parts": {"rate": 0.2, "kinds": ["500", "reset"]}, "api": {"burst": 5}}``."""
+        for scope, settings in doc.items():
+            if scope == "seed":
+                self._rng.seed(int(settings))
+                continue
+            if scope not in SCOPES or not isinstance(settings, dict):
+                raise ValueError(f"unknown fault scope {scope!r}; expected one of {SCOPES}")
+            current = asdict(self.scopes[scope])
+            unknown = set(settings) - set(current)
+            if unknown:
+                raise ValueError(f"unknown fault setting(s) {sorted(unknown)}")
+            current.update(settings)
+            faults = ScopeFaults(**current)
+            bad = [k for k in [*faults.kinds, faults.burst_kind] if k not in KINDS]
+            if bad or not 0.0 <= float(faults.rate) <= 1.0:
+                raise ValueError(f"fault kinds must be in {KINDS} and rate in [0, 1]")
+            self.scopes[scope] = faults
+
+    def clear(self) -> None:
+        self.scopes = {s: ScopeFaults() for s in SCOPES}
+
+    def pick(self, scope: str) -> str | None:
+        faults = self.scopes[scope]
+        kind: str | None = None
+        if faults.burst > 0:
+            faults.burst -= 1
+            kind = faults.burst_kind
+        elif faults.rate > 0 and self._rng.random() < faults.rate:
+            kind = self._rng.choice(faults.kinds)
+        if kind is not None:
+            self.injected[scope] += 1
+        return kind
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scopes": {s: asdict(f) for s, f in self.scopes.items()},
+            "injected": dict(self.injected),
+        }

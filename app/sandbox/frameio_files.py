@@ -1,0 +1,165 @@
+"""Frame.io V4: files (local and remote upload, status, show, delete), version stacks, comments."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from aiohttp import web
+
+from app.sandbox import serialize
+from app.sandbox.frameio_common import OpContext, includes, operation
+from app.sandbox.frameio_structure import MEDIA_INCLUDES
+from app.sandbox.model import Comment, File, VersionStack, new_id
+from app.sandbox.pagination import paginate
+from app.sandbox.remote import fetch_remote
+from app.sandbox.responses import ApiError, json_response
+from app.sandbox.storage import delete_blobs, download_url, split_parts, upload_urls
+from app.sandbox.validation import read_body
+
+routes = web.RouteTableDef()
+
+
+def media_type_for(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def _new_file(ctx: OpContext, parent_id: str, project_id: str, name: str, size: int) -> File:
+    now = ctx.sb.clock.iso()
+    f = File(
+        id=new_id(), account_id=ctx.sb.store.folders[parent_id].account_id, project_id=project_id,
+        parent_id=parent_id, name=name, file_size=size, media_type=media_type_for(name),
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    ctx.sb.store.files[f.id] = f
+    ctx.sb.store.changed()
+    return f
+
+
+def _media_links(ctx: OpContext, f: File, inc: set[str]) -> dict[str, object] | None:
+    wanted = {i.split(".", 1)[1] for i in inc if i.startswith("media_links.")}
+    if not wanted:
+        return None
+    ready = f.status != "created"
+    links: dict[str, object] = {}
+    for kind in wanted:
+        if kind == "original":
+            url = download_url(ctx.sb, f) if ready else None
+            links[kind] = {"download_url": url, "inline_url": url}
+        elif kind in ("high_quality", "efficient"):
+            links[kind] = {"download_url": None}
+        else:
+            links[kind] = {"download_url": None, "url": None}
+    return links
+
+
+@routes.get("/v4/accounts/{account_id}/folders/{folder_id}/files")
+@operation("files.list")
+async def list_files(request: web.Request, ctx: OpContext) -> web.Response:
+    folder = ctx.folder(request)
+    inc = includes(request, MEDIA_INCLUDES)
+    items = [a for a in ctx.sb.store.children(folder.id) if isinstance(a, File)]
+    page, extra = paginate(request, items, 500)
+    data = [
+        serialize.include_extras(
+            serialize.file(f, _media_links(ctx, f, inc)), inc, ctx.sb.store, f.project_id, ctx.user
+        )
+        for f in page
+    ]
+    return json_response({"data": data, **extra})
+
+
+@routes.post("/v4/accounts/{account_id}/folders/{folder_id}/files/local_upload")
+@operation("files.create_local_upload")
+async def create_local_upload(request: web.Request, ctx: OpContext) -> web.Response:
+    folder = ctx.folder(request)
+    data = await read_body(request, "files.create_local_upload")
+    f = _new_file(ctx, folder.id, folder.project_id, data["name"], data["file_size"])
+    f.part_sizes = split_parts(f.file_size, ctx.sb.config.part_size)
+    f.url_expires_at = ctx.sb.clock.now() + ctx.sb.config.part_url_lifetime
+    out = serialize.file(f)
+    out["upload_urls"] = upload_urls(ctx.sb, f)
+    return json_response({"data": out}, 201)
+
+
+@routes.post("/v4/accounts/{account_id}/folders/{folder_id}/files/remote_upload")
+@operation("files.create_remote_upload")
+async def create_remote_upload(request: web.Request, ctx: OpContext) -> web.Response:
+    folder = ctx.folder(request)
+    data = await read_body(request, "files.create_remote_upload")
+    source = data["source_url"]
+    if not source.startswith(("http://", "https://")):
+        raise ApiError(422, "source_url must be an http(s) URL", pointer="/data/source_url")
+    f = _new_file(ctx, folder.id, folder.project_id, data["name"], 0)
+    f.source = "remote"
+    ctx.sb.spawn(fetch_remote(ctx.sb, f, source))
+    return json_response({"data": serialize.file(f), "links": {}}, 202)
+
+
+@routes.get("/v4/accounts/{account_id}/files/{file_id}")
+@operation("files.show")
+async def show_file(request: web.Request, ctx: OpContext) -> web.Response:
+    f = ctx.file(request)
+    inc = includes(request, MEDIA_INCLUDES)
+    out = serialize.include_extras(
+        serialize.file(f, _media_links(ctx, f, inc)), inc, ctx.sb.store, f.project_id, ctx.user
+    )
+    return json_response({"data": out})
+
+
+@routes.delete("/v4/accounts/{account_id}/files/{file_id}")
+@operation("files.delete")
+async def delete_file(request: web.Request, ctx: OpContext) -> web.Response:
+    f = ctx.file(request)
+    del ctx.sb.store.files[f.id]
+    for vs in list(ctx.sb.store.version_stacks.values()):
+        if f.id in vs.file_ids:
+            vs.file_ids.remove(f.id)
+            if not vs.file_ids:
+                del ctx.sb.store.version_stacks[vs.id]
+    ctx.sb.store.changed()
+    delete_blobs(ctx.sb, f.id)
+    return web.Response(status=204)
+
+
+@routes.get("/v4/accounts/{account_id}/files/{file_id}/status")
+@operation("files.show_file_upload_status")
+async def file_status(request: web.Request, ctx: OpContext) -> web.Response:
+    return json_response({"data": serialize.file_status(ctx.file(request))})
+
+
+@routes.post("/v4/accounts/{account_id}/folders/{folder_id}/version_stacks")
+@operation("version_stacks.create")
+async def create_version_stack(request: web.Request, ctx: OpContext) -> web.Response:
+    folder = ctx.folder(request)
+    data = await read_body(request, "version_stacks.create")
+    ids: list[str] = data["file_ids"]
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise ApiError(422, "file_ids must name at least two distinct files", pointer="/data/file_ids")
+    for fid in ids:
+        f = ctx.sb.store.files.get(fid)
+        if f is None or f.account_id != folder.account_id:
+            raise ApiError(404, f"File {fid} not found")
+        if f.parent_id != folder.id:
+            raise ApiError(422, f"File {fid} is not in this folder", pointer="/data/file_ids")
+    now = ctx.sb.clock.iso()
+    head = ctx.sb.store.files[ids[-1]]
+    vs = VersionStack(new_id(), folder.account_id, folder.project_id, folder.id, head.name, list(ids), now, now)
+    ctx.sb.store.version_stacks[vs.id] = vs
+    ctx.sb.store.changed()
+    return json_response({"data": serialize.version_stack(vs, ctx.sb.store)}, 201)
+
+
+@routes.post("/v4/accounts/{account_id}/files/{file_id}/comments")
+@operation("comments.create")
+async def create_comment(request: web.Request, ctx: OpContext) -> web.Response:
+    f = ctx.file(request)
+    data = await read_body(request, "comments.create")
+    now = ctx.sb.clock.iso()
+    c = Comment(new_id(), f.id, data["text"], ctx.user.id, now, now, data.get("timestamp"))
+    ctx.sb.store.comments[c.id] = c
+    ctx.sb.store.changed()
+    return json_response({"data": serialize.comment(c)}, 201)
+
+
+__all__ = ["routes", "paginate"]

@@ -1,0 +1,127 @@
+"""Assemble the sandbox app and serve it on one port, in-process (tests) or as a command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from app.sandbox import control, discord, frameio_files, frameio_structure, ims, storage
+from app.sandbox.config import SandboxConfig
+from app.sandbox.context import SANDBOX_KEY, Sandbox
+from app.sandbox.fault_responses import ConnectionDropped, fault_response
+from app.sandbox.responses import ApiError, error_response
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def _shape_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Unknown routes under /v4 answer in Frame.io's error shape; dropped connections stay dropped."""
+    if request.path.startswith("/ims/"):
+        sb = request.app[SANDBOX_KEY]
+        kind = sb.faults.pick("ims")
+        if kind is not None:
+            try:
+                return await fault_response(sb, request, "ims", kind)
+            except ConnectionDropped:
+                return web.Response(status=499)
+    try:
+        return await handler(request)
+    except ConnectionDropped:
+        return web.Response(status=499)  # never reaches the client: the socket is gone
+    except web.HTTPNotFound:
+        if request.path.startswith("/v4/"):
+            return error_response(ApiError(404, "Not found"))
+        raise
+    except web.HTTPMethodNotAllowed:
+        if request.path.startswith("/v4/"):
+            return error_response(ApiError(405, "Method not allowed"))
+        raise
+
+
+def build_app(sandbox: Sandbox) -> web.Application:
+    app = web.Application(middlewares=[_shape_errors], client_max_size=1024**2 * 4)
+    app[SANDBOX_KEY] = sandbox
+    for module in (ims, frameio_structure, frameio_files, storage, discord, control):
+        app.add_routes(module.routes)
+    return app
+
+
+class SandboxServer:
+    """A running sandbox on a real loopback socket. ``async with SandboxServer(cfg) as s:``."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._temp: Path | None = None
+        if self.config.state_dir is None:
+            self._temp = Path(tempfile.mkdtemp(prefix="postflow-sandbox-"))
+            self.config.state_dir = self._temp
+        self.sandbox = Sandbox(self.config)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return self.sandbox.base_url
+
+    async def start(self) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        host, port = sock.getsockname()[:2]
+        self.sandbox.base_url = f"http://{host}:{port}"
+        self._runner = web.AppRunner(build_app(self.sandbox), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self.sandbox.base_url
+
+    async def stop(self) -> None:
+        for task in list(self.sandbox.background):
+            task.cancel()
+        if self.sandbox.background:
+            await asyncio.gather(*self.sandbox.background, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.sandbox.store.close()
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+    async def __aenter__(self) -> SandboxServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve_forever(config: SandboxConfig) -> None:
+    """``postflow sandbox``: print the base URL first, then serve until SIGINT/SIGTERM."""
+    server = SandboxServer(config)
+    url = await server.start()
+    print(url, flush=True)
+    sb = server.sandbox
+    print(
+        f"PostFlow sandbox ready: Frame.io API {url}/v4, Adobe IMS {url}/ims, "
+        f"client id 'postflow-sandbox', account {sb.default_account_id()}, "
+        f"state in {config.state_dir}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print("sandbox stopped", file=sys.stderr, flush=True)
