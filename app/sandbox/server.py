@@ -78,7 +78,9 @@ class SandboxServer:
         sock.bind((self.config.host, self.config.port))
         host, port = sock.getsockname()[:2]
         self.sandbox.base_url = f"http://{host}:{port}"
-        self._runner = web.AppRunner(build_app(self.sandbox), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            build_app(self.sandbox), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         return self.sandbox.base_url

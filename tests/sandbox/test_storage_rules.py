@@ -1,0 +1,137 @@
+"""Part URLs are checked like S3: each rejection rule, then the created → transcoded path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from app.sandbox.storage import split_parts
+
+PART = 256 * 1024
+
+
+@pytest.fixture
+def upload(sandbox: Any, api: httpx.Client, seed_ids: dict[str, str]) -> dict[str, Any]:
+    sandbox.control("/_sandbox/settings", {"part_size": PART})
+    data = os.urandom(PART * 2 + 1000)
+    r = api.post(
+        f"/v4/accounts/{seed_ids['account']}/folders/{seed_ids['root']}/files/local_upload",
+        json={"data": {"name": "shot_010.mov", "file_size": len(data)}},
+    )
+    assert r.status_code == 201
+    return {"file": r.json()["data"], "bytes": data}
+
+
+def _headers(media_type: str, **extra: str) -> dict[str, str]:
+    return {"x-amz-acl": "private", "Content-Type": media_type, **extra}
+
+
+def _wait_status(api: httpx.Client, account: str, file_id: str, want: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        f = api.get(f"/v4/accounts/{account}/files/{file_id}").json()["data"]
+        if f["status"] == want:
+            return dict(f)
+        time.sleep(0.02)
+    raise AssertionError(f"file never reached {want}")
+
+
+def test_parts_are_equal_with_remainder_last() -> None:
+    assert split_parts(10, 4) == [4, 4, 2]
+    assert split_parts(8, 4) == [4, 4]
+    assert split_parts(3, 4) == [3]
+    big = split_parts(5 * 10**12, 8 * 1024 * 1024)
+    assert len(big) <= 10_000 and sum(big) == 5 * 10**12
+
+
+def test_local_upload_returns_split_part_urls(upload: dict[str, Any]) -> None:
+    f = upload["file"]
+    assert [u["size"] for u in f["upload_urls"]] == [PART, PART, 1000]
+    assert f["media_type"] == "video/quicktime"
+    assert f["status"] == "created"
+    assert all("X-Amz-Expires=" in u["url"] and "X-Amz-Date=" in u["url"] for u in f["upload_urls"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({"Content-Type": "video/quicktime"}, 403, "SignatureDoesNotMatch"),  # no x-amz-acl
+        ({"x-amz-acl": "public-read", "Content-Type": "video/quicktime"}, 403, "SignatureDoesNotMatch"),
+        ({"x-amz-acl": "private", "Content-Type": "application/octet-stream"}, 403, "SignatureDoesNotMatch"),
+        ({"x-amz-acl": "private"}, 403, "SignatureDoesNotMatch"),  # no Content-Type
+    ],
+)
+def test_unsigned_headers_are_refused(
+    sandbox: Any, upload: dict[str, Any], headers: dict[str, str], status: int, code: str
+) -> None:
+    url = upload["file"]["upload_urls"][0]["url"]
+    r = httpx.put(url, content=upload["bytes"][:PART], headers=headers)
+    assert r.status_code == status
+    assert f"<Code>{code}</Code>" in r.text and r.headers["content-type"].startswith("application/xml")
+    assert sandbox.files()[0]["parts_received"] == 0
+
+
+@pytest.mark.parametrize(("size", "code"), [(PART - 1, "EntityTooSmall"), (PART + 1, "EntityTooLarge")])
+def test_wrong_body_length_is_refused(upload: dict[str, Any], size: int, code: str) -> None:
+    f = upload["file"]
+    r = httpx.put(f["upload_urls"][0]["url"], content=b"x" * size, headers=_headers(f["media_type"]))
+    assert r.status_code == 400 and f"<Code>{code}</Code>" in r.text
+
+
+def test_missing_content_length_is_refused(upload: dict[str, Any]) -> None:
+    f = upload["file"]
+
+    def chunks() -> Any:
+        yield upload["bytes"][:PART]
+
+    r = httpx.put(f["upload_urls"][0]["url"], content=chunks(), headers=_headers(f["media_type"]))
+    assert r.status_code == 411 and "MissingContentLength" in r.text
+
+
+def test_tampered_signature_is_refused(upload: dict[str, Any]) -> None:
+    f = upload["file"]
+    url = f["upload_urls"][0]["url"].replace("X-Amz-Expires=86400", "X-Amz-Expires=999999")
+    r = httpx.put(url, content=upload["bytes"][:PART], headers=_headers(f["media_type"]))
+    assert r.status_code == 403 and "SignatureDoesNotMatch" in r.text
+
+
+def test_expired_url_is_refused(sandbox: Any, upload: dict[str, Any]) -> None:
+    f = upload["file"]
+    sandbox.control("/_sandbox/clock", {"advance_seconds": 86401})
+    r = httpx.put(f["upload_urls"][0]["url"], content=upload["bytes"][:PART], headers=_headers(f["media_type"]))
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text and "expired" in r.text
+
+
+def test_all_parts_in_any_order_make_the_file_uploaded_then_transcoded(
+    sandbox: Any, api: httpx.Client, seed_ids: dict[str, str], upload: dict[str, Any]
+) -> None:
+    f, data = upload["file"], upload["bytes"]
+    offsets = [0, PART, 2 * PART]
+    status_url = f"/v4/accounts/{seed_ids['account']}/files/{f['id']}/status"
+    for index in (2, 0):
+        u = f["upload_urls"][index]
+        body = data[offsets[index] : offsets[index] + u["size"]]
+        assert httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code == 200
+    assert api.get(status_url).json()["data"]["upload_complete"] is False
+    u = f["upload_urls"][1]
+    assert httpx.put(u["url"], content=data[PART : 2 * PART], headers=_headers(f["media_type"])).status_code == 200
+    done = _wait_status(api, seed_ids["account"], f["id"], "transcoded")
+    assert done["file_size"] == len(data)
+    status = api.get(status_url).json()["data"]
+    assert status["upload_complete"] is True and status["upload_failed"] is False
+    shown = api.get(
+        f"/v4/accounts/{seed_ids['account']}/files/{f['id']}", params={"include": "media_links.original"}
+    ).json()["data"]
+    downloaded = httpx.get(shown["media_links"]["original"]["download_url"]).content
+    assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert sandbox.files()[0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_no_authorization_needed_on_part_urls_and_api_needs_it(upload: dict[str, Any], sandbox: Any) -> None:
+    r = httpx.get(f"{sandbox.url}/v4/me")
+    assert r.status_code == 401 and r.json()["errors"][0]["detail"]
