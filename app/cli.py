@@ -49,10 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(run)
 
     login = sub.add_parser("login", help="sign in with Adobe in your browser")
-    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
+    login.add_argument(
+        "--no-browser", action="store_true", help="print the URL instead of opening it"
+    )
     _add_settings_flags(login)
 
-    logout = sub.add_parser("logout", help="sign out: revoke tokens and remove them from the keychain")
+    logout = sub.add_parser(
+        "logout", help="sign out: revoke tokens and remove them from the keychain"
+    )
     _add_settings_flags(logout)
 
     status = sub.add_parser("status", help="show the upload queue")
@@ -114,8 +118,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = _load(args)
     print(f"PostFlow {__version__}")
-    print(f"config file : {settings.paths.config_file}"
-          f"{'' if settings.paths.config_file.exists() else ' (not present: defaults)'}")  # fmt: skip
+    missing = "" if settings.paths.config_file.exists() else " (not present: defaults)"
+    print(f"config file : {settings.paths.config_file}{missing}")
     print(f"data folder : {settings.paths.data_dir}")
     print(f"log folder  : {settings.paths.log_dir}")
     print(f"mode        : {'sandbox' if settings.sandbox else 'Frame.io'}")

@@ -27,7 +27,11 @@ SPEC_PATH = REPO.parent / "shared" / "frameio-v4-openapi.json"
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Config, data and logs in a temp dir; no POSTFLOW_* or legacy variables leak in."""
     for name in list(os.environ):
-        if name.startswith("POSTFLOW_") or name in ("FRAMEIO_CLIENT_ID", "FRAMEIO_ACCOUNT_ID", "LOG_LEVEL"):
+        if name.startswith("POSTFLOW_") or name in (
+            "FRAMEIO_CLIENT_ID",
+            "FRAMEIO_ACCOUNT_ID",
+            "LOG_LEVEL",
+        ):
             monkeypatch.delenv(name)
     home = tmp_path / "pf"
     monkeypatch.setenv("POSTFLOW_CONFIG_DIR", str(home / "config"))
@@ -121,7 +125,12 @@ def seed_ids(api: httpx.Client) -> dict[str, str]:
     ws = api.get(f"/v4/accounts/{account}/workspaces").json()["data"][0]["id"]
     projects = api.get(f"/v4/accounts/{account}/workspaces/{ws}/projects").json()["data"]
     demo = next(p for p in projects if p["name"] == "Demo Project")
-    return {"account": account, "workspace": ws, "project": demo["id"], "root": demo["root_folder_id"]}
+    return {
+        "account": account,
+        "workspace": ws,
+        "project": demo["id"],
+        "root": demo["root_folder_id"],
+    }
 
 
 def python_exe() -> str:

@@ -228,9 +228,7 @@ def _parse(spec: SettingSpec, value: Any, origin: str) -> Any:
     try:
         return spec.parse(value)
     except ValueError as exc:
-        raise ConfigError(
-            f"{origin}: {spec.key} = {value!r} is invalid: expected {exc}"
-        ) from None
+        raise ConfigError(f"{origin}: {spec.key} = {value!r} is invalid: expected {exc}") from None
 
 
 def load_settings(
@@ -282,5 +280,3 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
         default = "" if f.default is MISSING else repr(f.default)
         rows.append((spec.key, ", ".join(spec.env), default, spec.doc))
     return rows
-
-

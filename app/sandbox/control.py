@@ -27,7 +27,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
 @routes.get("/_sandbox/health")
 async def health(request: web.Request) -> web.Response:
     sb = get_sandbox(request)
-    return json_response({"ok": True, "base_url": sb.base_url, "seed_account_id": sb.default_account_id()})
+    return json_response(
+        {"ok": True, "base_url": sb.base_url, "seed_account_id": sb.default_account_id()}
+    )
 
 
 @routes.get("/_sandbox/files")
@@ -163,7 +165,9 @@ async def mint(request: web.Request) -> web.Response:
     doc = await _json(request)
     client_id = str(doc.get("client_id", "postflow-sandbox"))
     user = sb.default_user()
-    access = sb.mint_token("access", client_id, user, float(doc.get("lifetime", sb.config.access_token_lifetime)))
+    access = sb.mint_token(
+        "access", client_id, user, float(doc.get("lifetime", sb.config.access_token_lifetime))
+    )
     refresh = sb.mint_token("refresh", client_id, user, sb.config.refresh_token_lifetime)
     return json_response(
         {"access_token": access.token, "refresh_token": refresh.token,

@@ -55,7 +55,9 @@ async def execute_webhook(request: web.Request) -> web.Response:
         return _error(400, "The request body contains invalid JSON.", 50109)
     problem = _validate(payload)
     if problem:
-        return json_response({"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400)
+        return json_response(
+            {"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400
+        )
     window.append(now)
     headers["x-ratelimit-remaining"] = str(LIMIT - len(window))
     message = {
@@ -73,26 +75,32 @@ async def execute_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+def _field_error(code: str, message: str) -> dict[str, Any]:
+    return {"_errors": [{"code": code, "message": message}]}
+
+
 def _validate(payload: Any) -> dict[str, Any] | None:
+    """Discord's "Invalid Form Body" errors for the limits a notifier can hit."""
     if not isinstance(payload, dict):
-        return {"_errors": [{"code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used"}]}
+        return _field_error("DICT_TYPE_CONVERT", "Only dictionaries may be used")
     content = payload.get("content")
     embeds = payload.get("embeds")
     if not content and not embeds:
-        return {"content": {"_errors": [{"code": "BASE_TYPE_REQUIRED",
-                                         "message": "Cannot send an empty message"}]}}  # fmt: skip
+        return {"content": _field_error("BASE_TYPE_REQUIRED", "Cannot send an empty message")}
     if content is not None and (not isinstance(content, str) or len(content) > 2000):
-        return {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                                         "message": "Must be 2000 or fewer in length."}]}}  # fmt: skip
-    if embeds is not None:
-        if not isinstance(embeds, list) or len(embeds) > 10:
-            return {"embeds": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                                            "message": "Must be 10 or fewer in length."}]}}  # fmt: skip
-        for i, embed in enumerate(embeds):
-            if not isinstance(embed, dict):
-                return {"embeds": {str(i): {"_errors": [{"code": "DICT_TYPE_CONVERT",
-                                                         "message": "Only dictionaries may be used"}]}}}  # fmt: skip
-            if len(str(embed.get("title", ""))) > 256 or len(str(embed.get("description", ""))) > 4096:
-                return {"embeds": {str(i): {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                                                         "message": "Embed field too long"}]}}}  # fmt: skip
+        return {"content": _field_error("BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")}
+    if embeds is None:
+        return None
+    if not isinstance(embeds, list) or len(embeds) > 10:
+        return {"embeds": _field_error("BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")}
+    for i, embed in enumerate(embeds):
+        if not isinstance(embed, dict):
+            return {"embeds": {str(i): _field_error("DICT_TYPE_CONVERT", "Only dictionaries")}}
+        too_long = (
+            len(str(embed.get("title", ""))) > 256 or len(str(embed.get("description", ""))) > 4096
+        )
+        if too_long:
+            return {
+                "embeds": {str(i): _field_error("BASE_TYPE_MAX_LENGTH", "Embed field too long")}
+            }
     return None

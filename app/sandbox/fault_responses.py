@@ -37,7 +37,9 @@ async def fault_response(sb: Sandbox, request: web.Request, scope: str, kind: st
             return s3_error(500, "InternalError", "We encountered an internal error.")
         return s3_error(503, "SlowDown", "Please reduce your request rate.")
     if scope == "ims":
-        return json_response({"error": "server_error", "error_description": f"injected {kind}"}, status)
+        return json_response(
+            {"error": "server_error", "error_description": f"injected {kind}"}, status
+        )
     if scope == "discord":
         if status == 429:
             return json_response(

@@ -80,7 +80,5 @@ def includes(request: web.Request, allowed: tuple[str, ...]) -> set[str]:
     values = {v.strip() for v in raw.split(",") if v.strip()}
     unknown = values - set(allowed)
     if unknown:
-        raise ApiError(
-            422, f"include must be one of {', '.join(allowed)}", pointer="/include"
-        )
+        raise ApiError(422, f"include must be one of {', '.join(allowed)}", pointer="/include")
     return values

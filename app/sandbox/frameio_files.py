@@ -135,7 +135,9 @@ async def create_version_stack(request: web.Request, ctx: OpContext) -> web.Resp
     data = await read_body(request, "version_stacks.create")
     ids: list[str] = data["file_ids"]
     if len(ids) < 2 or len(set(ids)) != len(ids):
-        raise ApiError(422, "file_ids must name at least two distinct files", pointer="/data/file_ids")
+        raise ApiError(
+            422, "file_ids must name at least two distinct files", pointer="/data/file_ids"
+        )
     for fid in ids:
         f = ctx.sb.store.files.get(fid)
         if f is None or f.account_id != folder.account_id:
@@ -144,7 +146,9 @@ async def create_version_stack(request: web.Request, ctx: OpContext) -> web.Resp
             raise ApiError(422, f"File {fid} is not in this folder", pointer="/data/file_ids")
     now = ctx.sb.clock.iso()
     head = ctx.sb.store.files[ids[-1]]
-    vs = VersionStack(new_id(), folder.account_id, folder.project_id, folder.id, head.name, list(ids), now, now)
+    vs = VersionStack(
+        new_id(), folder.account_id, folder.project_id, folder.id, head.name, list(ids), now, now
+    )
     ctx.sb.store.version_stacks[vs.id] = vs
     ctx.sb.store.changed()
     return json_response({"data": serialize.version_stack(vs, ctx.sb.store)}, 201)

@@ -136,9 +136,7 @@ async def list_folders(request: web.Request, ctx: OpContext) -> web.Response:
     items = [a for a in ctx.sb.store.children(folder.id) if isinstance(a, Folder)]
     page, extra = paginate(request, items, 500)
     data = [
-        serialize.include_extras(
-            serialize.folder(f), inc, ctx.sb.store, f.project_id, ctx.user
-        )
+        serialize.include_extras(serialize.folder(f), inc, ctx.sb.store, f.project_id, ctx.user)
         for f in page
     ]
     return json_response({"data": data, **extra})

@@ -39,9 +39,7 @@ async def authorize(request: web.Request) -> web.Response:
     state = q.get("state")
     base = {"state": state} if state is not None else {}
     if q.get("response_type") != "code":
-        return _redirect(
-            redirect_uri, {"error": "unsupported_response_type", **base}
-        )
+        return _redirect(redirect_uri, {"error": "unsupported_response_type", **base})
     challenge = q.get("code_challenge")
     method = q.get("code_challenge_method")
     public = client.client_secret is None
@@ -49,7 +47,11 @@ async def authorize(request: web.Request) -> web.Response:
         if not challenge:
             return _redirect(
                 redirect_uri,
-                {"error": "invalid_request", "error_description": "code_challenge required", **base},
+                {
+                    "error": "invalid_request",
+                    "error_description": "code_challenge required",
+                    **base,
+                },
             )
         if method != "S256":
             return _redirect(

@@ -214,7 +214,9 @@ class SandboxStore:
         path = self.state_file
         if path is None:
             return
-        doc: dict[str, Any] = {t: {k: asdict(v) for k, v in getattr(self, t).items()} for t in _TABLES}
+        doc: dict[str, Any] = {
+            t: {k: asdict(v) for k, v in getattr(self, t).items()} for t in _TABLES
+        }
         doc["clock_offset"] = self.clock.offset
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc), encoding="utf-8")
@@ -261,7 +263,7 @@ class SandboxStore:
         self.accounts[account.id] = account
         ws = Workspace(seeded_id("workspace"), account.id, "Sandbox Workspace", now, now)
         self.workspaces[ws.id] = ws
-        tree = {
+        tree: dict[str, dict[str, Any]] = {
             "Demo Project": {"Dailies": {"Day 01": {}, "Day 02": {}}, "VFX": {"Shots": {}}},
             "Client Review": {"Deliverables": {}},
         }

@@ -43,13 +43,13 @@ def page_size(request: web.Request, maximum: int) -> int:
     except ValueError:
         raise ApiError(422, "page_size must be an integer", pointer="/page_size") from None
     if not 1 <= size <= maximum:
-        raise ApiError(
-            422, f"page_size must be between 1 and {maximum}", pointer="/page_size"
-        )
+        raise ApiError(422, f"page_size must be between 1 and {maximum}", pointer="/page_size")
     return size
 
 
-def paginate(request: web.Request, items: Sequence[T], maximum: int) -> tuple[list[T], dict[str, Any]]:
+def paginate(
+    request: web.Request, items: Sequence[T], maximum: int
+) -> tuple[list[T], dict[str, Any]]:
     """Return the page's items and the ``links`` (plus ``total_count`` when asked)."""
     size = page_size(request, maximum)
     after = request.query.get("after")

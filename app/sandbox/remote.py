@@ -22,7 +22,10 @@ async def fetch_remote(sb: Sandbox, f: File, source_url: str) -> None:
     size = 0
     try:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(source_url) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(source_url) as resp,
+        ):
             if resp.status != 200:
                 raise ValueError(f"source answered HTTP {resp.status}")
             with target.open("wb") as fh:
@@ -34,7 +37,7 @@ async def fetch_remote(sb: Sandbox, f: File, source_url: str) -> None:
                     await asyncio.to_thread(fh.write, chunk)
             if resp.content_length is not None and size != resp.content_length:
                 raise ValueError("source sent fewer bytes than announced")
-    except (aiohttp.ClientError, ValueError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
         log.info("remote upload of %s failed: %s", f.name, exc)
         f.upload_failed = True
         f.updated_at = sb.clock.iso()

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -24,14 +25,17 @@ log = logging.getLogger(__name__)
 
 
 @web.middleware
-async def _shape_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    """Unknown routes under /v4 answer in Frame.io's error shape; dropped connections stay dropped."""
+async def _shape_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown /v4 routes answer in Frame.io's error shape; dropped connections stay dropped."""
     if request.path.startswith("/ims/"):
         sb = request.app[SANDBOX_KEY]
         kind = sb.faults.pick("ims")
         if kind is not None:
             try:
-                return await fault_response(sb, request, "ims", kind)
+                faulty: web.StreamResponse = await fault_response(sb, request, "ims", kind)
+                return faulty
             except ConnectionDropped:
                 return web.Response(status=499)
     try:

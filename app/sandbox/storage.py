@@ -73,7 +73,9 @@ def download_url(sb: Sandbox, f: File) -> str:
     amz_date = sb.clock.amz_date(sb.clock.now())
     path = f"/_storage/download/{f.id}"
     signature = _sign(sb, _canonical("GET", path, amz_date, "86400", "", ""))
-    query = urlencode({"X-Amz-Date": amz_date, "X-Amz-Expires": "86400", "X-Amz-Signature": signature})
+    query = urlencode(
+        {"X-Amz-Date": amz_date, "X-Amz-Expires": "86400", "X-Amz-Signature": signature}
+    )
     return f"{sb.base_url}{path}?{query}"
 
 
@@ -169,12 +171,16 @@ async def put_part(request: web.Request) -> web.StreamResponse:
     if f is None or not 0 <= index < len(f.part_sizes):
         return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
     if request.content_length is None:
-        return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+        return s3_error(
+            411, "MissingContentLength", "You must provide the Content-Length HTTP header."
+        )
     expected = f.part_sizes[index]
     if request.content_length != expected:
         code = "EntityTooSmall" if request.content_length < expected else "EntityTooLarge"
         return s3_error(
-            400, code, f"Part {index} must be exactly {expected} bytes, got {request.content_length}."
+            400,
+            code,
+            f"Part {index} must be exactly {expected} bytes, got {request.content_length}.",
         )
     target = sb.store.blob_path(f.id, index)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +200,11 @@ async def put_part(request: web.Request) -> web.StreamResponse:
             await asyncio.to_thread(_write_part, tmp, batch)
         if received != expected:
             tmp.unlink(missing_ok=True)
-            return s3_error(400, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+            return s3_error(
+                400,
+                "IncompleteBody",
+                "You did not provide the number of bytes given in the Content-Length header.",
+            )
         if not tmp.exists():
             tmp.touch()
         os.replace(tmp, target)
@@ -205,7 +215,8 @@ async def put_part(request: web.Request) -> web.StreamResponse:
     if index not in f.parts_received:
         f.parts_received.append(index)
         sb.store.changed()
-    etag = f'"{hashlib.md5(str(received).encode() + f.id.encode(), usedforsecurity=False).hexdigest()}"'
+    tag = hashlib.md5(f"{f.id}/{index}".encode(), usedforsecurity=False).hexdigest()
+    etag = f'"{tag}"'
     await _advance_hash(sb, f)
     if len(f.parts_received) == len(f.part_sizes) and f.status == "created" and f.sha256:
         mark_uploaded(sb, f)
@@ -217,7 +228,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     sb = get_sandbox(request)
     q = request.query
     path = request.path
-    signature = _sign(sb, _canonical("GET", path, q.get("X-Amz-Date", ""), q.get("X-Amz-Expires", ""), "", ""))
+    signature = _sign(
+        sb, _canonical("GET", path, q.get("X-Amz-Date", ""), q.get("X-Amz-Expires", ""), "", "")
+    )
     if not hmac.compare_digest(signature, q.get("X-Amz-Signature", "")):
         return s3_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
     f = sb.store.files.get(request.match_info["file_id"])

@@ -18,15 +18,22 @@ SCOPE = "openid email profile offline_access additional_info.roles"
 
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    )
     return verifier, challenge
 
 
 def authorize(sandbox: Any, **overrides: str) -> httpx.Response:
     params = {
-        "client_id": CLIENT, "redirect_uri": REDIRECT, "response_type": "code", "scope": SCOPE,
-        "state": "st-123", "code_challenge": pkce()[1], "code_challenge_method": "S256",
-    }  # fmt: skip
+        "client_id": CLIENT,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": SCOPE,
+        "state": "st-123",
+        "code_challenge": pkce()[1],
+        "code_challenge_method": "S256",
+    }
     params.update(overrides)
     params = {k: v for k, v in params.items() if v != "<omit>"}
     return httpx.get(f"{sandbox.url}/ims/authorize/v2", params=params)
@@ -61,11 +68,18 @@ def test_authorize_redirects_with_code_and_state(sandbox: Any) -> None:
     assert params["state"] == "st-123" and params["code"]
 
 
-@pytest.mark.parametrize("redirect", [
-    "http://127.0.0.1:51234/cb", "http://localhost:9/x", "https://localhost:443/callback",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        "http://127.0.0.1:51234/cb",
+        "http://localhost:9/x",
+        "https://localhost:443/callback",
+    ],
+)
 def test_default_client_accepts_loopback_redirects_on_any_port(sandbox: Any, redirect: str) -> None:
-    assert urlparse(authorize(sandbox, redirect_uri=redirect).headers["location"]).netloc in redirect
+    assert (
+        urlparse(authorize(sandbox, redirect_uri=redirect).headers["location"]).netloc in redirect
+    )
 
 
 def test_unknown_client_is_an_error_page_not_a_redirect(sandbox: Any) -> None:
@@ -73,16 +87,26 @@ def test_unknown_client_is_an_error_page_not_a_redirect(sandbox: Any) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_client"
 
 
-@pytest.mark.parametrize("redirect", ["https://evil.example/cb", "http://10.0.0.1:80/cb", "https://localhost.evil/x"])
-def test_unregistered_redirect_uri_is_refused_without_redirecting(sandbox: Any, redirect: str) -> None:
+@pytest.mark.parametrize(
+    "redirect", ["https://evil.example/cb", "http://10.0.0.1:80/cb", "https://localhost.evil/x"]
+)
+def test_unregistered_redirect_uri_is_refused_without_redirecting(
+    sandbox: Any, redirect: str
+) -> None:
     r = authorize(sandbox, redirect_uri=redirect)
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     assert "redirect_uri" in r.json()["error_description"]
 
 
 def test_missing_pkce_is_an_oauth_error_on_the_redirect(sandbox: Any) -> None:
-    params = redirect_params(authorize(sandbox, code_challenge="<omit>", code_challenge_method="<omit>"))
-    assert params["error"] == "invalid_request" and "code" not in params and params["state"] == "st-123"
+    params = redirect_params(
+        authorize(sandbox, code_challenge="<omit>", code_challenge_method="<omit>")
+    )
+    assert (
+        params["error"] == "invalid_request"
+        and "code" not in params
+        and params["state"] == "st-123"
+    )
 
 
 def test_plain_pkce_is_refused(sandbox: Any) -> None:
@@ -106,16 +130,26 @@ def test_tokens_shape_and_userinfo(sandbox: Any) -> None:
     # Like IMS's JWTs: together they exceed one Windows keychain entry (2,560 bytes of UTF-16).
     assert len(body["access_token"]) > 1000
     assert 2 * (len(body["access_token"]) + len(body["refresh_token"])) > 2560
-    info = httpx.get(f"{sandbox.url}/ims/userinfo/v2", headers={"Authorization": f"Bearer {body['access_token']}"})
+    info = httpx.get(
+        f"{sandbox.url}/ims/userinfo/v2",
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
     assert info.status_code == 200 and info.json()["email"]
-    me = httpx.get(f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    me = httpx.get(
+        f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
     assert me.status_code == 200
 
 
 def test_reused_code_is_invalid_grant(sandbox: Any) -> None:
     verifier, challenge = pkce()
     code = get_code(sandbox, challenge)
-    assert token(sandbox, grant_type="authorization_code", code=code, code_verifier=verifier).status_code == 200
+    assert (
+        token(
+            sandbox, grant_type="authorization_code", code=code, code_verifier=verifier
+        ).status_code
+        == 200
+    )
     again = token(sandbox, grant_type="authorization_code", code=code, code_verifier=verifier)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
@@ -162,18 +196,40 @@ def test_revoke_kills_both_tokens(sandbox: Any) -> None:
     for kind in ("access_token", "refresh_token"):
         r = httpx.post(f"{sandbox.url}/ims/revoke", data={"client_id": CLIENT, "token": body[kind]})
         assert r.status_code == 200
-    assert httpx.get(f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"}).status_code == 401
-    assert token(sandbox, grant_type="refresh_token", refresh_token=body["refresh_token"]).json()["error"] == "invalid_grant"
+    assert (
+        httpx.get(
+            f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+        ).status_code
+        == 401
+    )
+    assert (
+        token(sandbox, grant_type="refresh_token", refresh_token=body["refresh_token"]).json()[
+            "error"
+        ]
+        == "invalid_grant"
+    )
     assert sorted(sandbox.control("/_sandbox/ims")["revoked"]) == ["access", "refresh"]
 
 
 def test_confidential_client_needs_its_secret(sandbox: Any) -> None:
-    params = redirect_params(authorize(sandbox, client_id="postflow-sandbox-web", code_challenge="<omit>",
-                                       code_challenge_method="<omit>"))  # fmt: skip
-    form = {"client_id": "postflow-sandbox-web", "grant_type": "authorization_code", "code": params["code"]}
+    params = redirect_params(
+        authorize(
+            sandbox,
+            client_id="postflow-sandbox-web",
+            code_challenge="<omit>",
+            code_challenge_method="<omit>",
+        )
+    )
+    form = {
+        "client_id": "postflow-sandbox-web",
+        "grant_type": "authorization_code",
+        "code": params["code"],
+    }
     bad = httpx.post(f"{sandbox.url}/ims/token/v3", data=form)
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
-    good = httpx.post(f"{sandbox.url}/ims/token/v3", data={**form, "client_secret": "sandbox-web-secret"})
+    good = httpx.post(
+        f"{sandbox.url}/ims/token/v3", data={**form, "client_secret": "sandbox-web-secret"}
+    )
     assert good.status_code == 200
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import RunningSandbox
 
 from app.sandbox.config import SandboxConfig
-from conftest import RunningSandbox
 
 PAYLOAD = os.urandom(300_000)
 
@@ -72,7 +72,9 @@ def test_remote_upload_fetches_the_source(
     status_url = f"/v4/accounts/{seed_ids['account']}/files/{created['id']}/status"
     _wait(lambda: api.get(status_url).json()["data"]["upload_complete"])
     info = next(f for f in sandbox.files() if f["id"] == created["id"])
-    assert info["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and info["file_size"] == len(PAYLOAD)
+    assert info["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and info["file_size"] == len(
+        PAYLOAD
+    )
 
 
 def test_remote_upload_from_a_bad_source_fails(
@@ -103,7 +105,12 @@ def test_discord_webhook_accepts_embeds_and_rate_limits(sandbox: RunningSandbox)
 def test_discord_errors(sandbox: RunningSandbox) -> None:
     base = f"{sandbox.url}/discord/api/webhooks"
     assert httpx.post(f"{base}/1/t", json={}).json()["code"] == 50035
-    assert httpx.post(f"{base}/1/t", content=b"{", headers={"Content-Type": "application/json"}).json()["code"] == 50109
+    assert (
+        httpx.post(
+            f"{base}/1/t", content=b"{", headers={"Content-Type": "application/json"}
+        ).json()["code"]
+        == 50109
+    )
     assert httpx.post(f"{base}/abc/t", json={"content": "x"}).json()["code"] == 10015
     assert httpx.post(f"{base}/1/invalid", json={"content": "x"}).status_code == 401
     assert httpx.post(f"{base}/1/t", json={"content": "x" * 2001}).status_code == 400
@@ -138,7 +145,10 @@ def test_fault_stall_holds_the_request(sandbox: RunningSandbox, api: httpx.Clien
 
 def test_bad_fault_settings_are_refused(sandbox: RunningSandbox) -> None:
     assert sandbox.http is not None
-    assert sandbox.http.post("/_sandbox/faults", json={"parts": {"kinds": ["boom"]}}).status_code == 400
+    assert (
+        sandbox.http.post("/_sandbox/faults", json={"parts": {"kinds": ["boom"]}}).status_code
+        == 400
+    )
     assert sandbox.http.post("/_sandbox/faults", json={"nowhere": {}}).status_code == 400
 
 
@@ -150,10 +160,14 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         assert first.http is not None
         account = first.http.get("/v4/accounts", headers=headers).json()["data"][0]["id"]
-        root = first.http.get(f"/v4/accounts/{account}/projects/{_demo(first, headers, account)}",
-                              headers=headers).json()["data"]["root_folder_id"]  # fmt: skip
-        folder = first.http.post(f"/v4/accounts/{account}/folders/{root}/folders",
-                                 json={"data": {"name": "Kept"}}, headers=headers).json()["data"]  # fmt: skip
+        root = first.http.get(
+            f"/v4/accounts/{account}/projects/{_demo(first, headers, account)}", headers=headers
+        ).json()["data"]["root_folder_id"]
+        folder = first.http.post(
+            f"/v4/accounts/{account}/folders/{root}/folders",
+            json={"data": {"name": "Kept"}},
+            headers=headers,
+        ).json()["data"]
     finally:
         first.stop()
     second = RunningSandbox(SandboxConfig(state_dir=state)).start()
@@ -168,5 +182,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 def _demo(sb: RunningSandbox, headers: dict[str, str], account: str) -> str:
     assert sb.http is not None
     ws = sb.http.get(f"/v4/accounts/{account}/workspaces", headers=headers).json()["data"][0]["id"]
-    projects = sb.http.get(f"/v4/accounts/{account}/workspaces/{ws}/projects", headers=headers).json()
+    projects = sb.http.get(
+        f"/v4/accounts/{account}/workspaces/{ws}/projects", headers=headers
+    ).json()
     return str(projects["data"][0]["id"])

@@ -61,8 +61,16 @@ def test_local_upload_returns_split_part_urls(upload: dict[str, Any]) -> None:
     ("headers", "status", "code"),
     [
         ({"Content-Type": "video/quicktime"}, 403, "SignatureDoesNotMatch"),  # no x-amz-acl
-        ({"x-amz-acl": "public-read", "Content-Type": "video/quicktime"}, 403, "SignatureDoesNotMatch"),
-        ({"x-amz-acl": "private", "Content-Type": "application/octet-stream"}, 403, "SignatureDoesNotMatch"),
+        (
+            {"x-amz-acl": "public-read", "Content-Type": "video/quicktime"},
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            {"x-amz-acl": "private", "Content-Type": "application/octet-stream"},
+            403,
+            "SignatureDoesNotMatch",
+        ),
         ({"x-amz-acl": "private"}, 403, "SignatureDoesNotMatch"),  # no Content-Type
     ],
 )
@@ -72,14 +80,20 @@ def test_unsigned_headers_are_refused(
     url = upload["file"]["upload_urls"][0]["url"]
     r = httpx.put(url, content=upload["bytes"][:PART], headers=headers)
     assert r.status_code == status
-    assert f"<Code>{code}</Code>" in r.text and r.headers["content-type"].startswith("application/xml")
+    assert f"<Code>{code}</Code>" in r.text and r.headers["content-type"].startswith(
+        "application/xml"
+    )
     assert sandbox.files()[0]["parts_received"] == 0
 
 
-@pytest.mark.parametrize(("size", "code"), [(PART - 1, "EntityTooSmall"), (PART + 1, "EntityTooLarge")])
+@pytest.mark.parametrize(
+    ("size", "code"), [(PART - 1, "EntityTooSmall"), (PART + 1, "EntityTooLarge")]
+)
 def test_wrong_body_length_is_refused(upload: dict[str, Any], size: int, code: str) -> None:
     f = upload["file"]
-    r = httpx.put(f["upload_urls"][0]["url"], content=b"x" * size, headers=_headers(f["media_type"]))
+    r = httpx.put(
+        f["upload_urls"][0]["url"], content=b"x" * size, headers=_headers(f["media_type"])
+    )
     assert r.status_code == 400 and f"<Code>{code}</Code>" in r.text
 
 
@@ -103,7 +117,11 @@ def test_tampered_signature_is_refused(upload: dict[str, Any]) -> None:
 def test_expired_url_is_refused(sandbox: Any, upload: dict[str, Any]) -> None:
     f = upload["file"]
     sandbox.control("/_sandbox/clock", {"advance_seconds": 86401})
-    r = httpx.put(f["upload_urls"][0]["url"], content=upload["bytes"][:PART], headers=_headers(f["media_type"]))
+    r = httpx.put(
+        f["upload_urls"][0]["url"],
+        content=upload["bytes"][:PART],
+        headers=_headers(f["media_type"]),
+    )
     assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text and "expired" in r.text
 
 
@@ -116,22 +134,32 @@ def test_all_parts_in_any_order_make_the_file_uploaded_then_transcoded(
     for index in (2, 0):
         u = f["upload_urls"][index]
         body = data[offsets[index] : offsets[index] + u["size"]]
-        assert httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code == 200
+        assert (
+            httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code == 200
+        )
     assert api.get(status_url).json()["data"]["upload_complete"] is False
     u = f["upload_urls"][1]
-    assert httpx.put(u["url"], content=data[PART : 2 * PART], headers=_headers(f["media_type"])).status_code == 200
+    assert (
+        httpx.put(
+            u["url"], content=data[PART : 2 * PART], headers=_headers(f["media_type"])
+        ).status_code
+        == 200
+    )
     done = _wait_status(api, seed_ids["account"], f["id"], "transcoded")
     assert done["file_size"] == len(data)
     status = api.get(status_url).json()["data"]
     assert status["upload_complete"] is True and status["upload_failed"] is False
     shown = api.get(
-        f"/v4/accounts/{seed_ids['account']}/files/{f['id']}", params={"include": "media_links.original"}
+        f"/v4/accounts/{seed_ids['account']}/files/{f['id']}",
+        params={"include": "media_links.original"},
     ).json()["data"]
     downloaded = httpx.get(shown["media_links"]["original"]["download_url"]).content
     assert hashlib.sha256(downloaded).hexdigest() == hashlib.sha256(data).hexdigest()
     assert sandbox.files()[0]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_no_authorization_needed_on_part_urls_and_api_needs_it(upload: dict[str, Any], sandbox: Any) -> None:
+def test_no_authorization_needed_on_part_urls_and_api_needs_it(
+    upload: dict[str, Any], sandbox: Any
+) -> None:
     r = httpx.get(f"{sandbox.url}/v4/me")
     assert r.status_code == 401 and r.json()["errors"][0]["detail"]
