@@ -49,14 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(run)
 
     login = sub.add_parser("login", help="sign in with Adobe in your browser")
-    login.add_argument(
-        "--no-browser", action="store_true", help="print the URL instead of opening it"
-    )
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
     _add_settings_flags(login)
 
-    logout = sub.add_parser(
-        "logout", help="sign out: revoke tokens and remove them from the keychain"
-    )
+    logout = sub.add_parser("logout", help="sign out: revoke tokens and remove them from the keychain")
     _add_settings_flags(logout)
 
     status = sub.add_parser("status", help="show the upload queue")

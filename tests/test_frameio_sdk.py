@@ -23,9 +23,7 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def test_sdk_lists_creates_uploads_and_reads_status(
-    sandbox: Any, tmp_path: Any, http: httpx.Client
-) -> None:
+def test_sdk_lists_creates_uploads_and_reads_status(sandbox: Any, tmp_path: Any, http: httpx.Client) -> None:
     client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
     me = client.users.show()
     assert me.data.email
@@ -67,9 +65,7 @@ def test_sdk_lists_creates_uploads_and_reads_status(
 
 def test_sdk_sees_errors_as_documented(sandbox: Any, http: httpx.Client) -> None:
     with pytest.raises(UnauthorizedError) as info:
-        Frameio(base_url=sandbox.url, token="wrong", httpx_client=http).users.show(
-            request_options=NO_RETRY
-        )
+        Frameio(base_url=sandbox.url, token="wrong", httpx_client=http).users.show(request_options=NO_RETRY)
     assert info.value.status_code == 401 and info.value.body.errors[0].detail
     client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
     with pytest.raises(NotFoundError):

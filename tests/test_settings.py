@@ -48,9 +48,7 @@ def test_new_variable_wins_over_legacy_one(isolated_env: Path) -> None:
 
 
 def test_sandbox_mode_uses_the_sandbox_client(isolated_env: Path) -> None:
-    assert (
-        load_settings(environ={"POSTFLOW_SANDBOX": "1"}).effective_client_id == "postflow-sandbox"
-    )
+    assert load_settings(environ={"POSTFLOW_SANDBOX": "1"}).effective_client_id == "postflow-sandbox"
 
 
 @pytest.mark.parametrize(
@@ -66,9 +64,7 @@ def test_sandbox_mode_uses_the_sandbox_client(isolated_env: Path) -> None:
         ("[upload\n", "not valid TOML"),
     ],
 )
-def test_file_errors_name_the_file_key_and_value(
-    isolated_env: Path, toml: str, needle: str
-) -> None:
+def test_file_errors_name_the_file_key_and_value(isolated_env: Path, toml: str, needle: str) -> None:
     write_config(isolated_env, toml)
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")})
@@ -88,6 +84,4 @@ def test_relocated_dirs(tmp_path: Path) -> None:
 def test_every_setting_is_described() -> None:
     rows = describe_settings()
     assert all(key and doc for key, _env, _default, doc in rows)
-    assert any(
-        key == "frameio.api_url" and "POSTFLOW_API_URL" in env for key, env, _d, _doc in rows
-    )
+    assert any(key == "frameio.api_url" and "POSTFLOW_API_URL" in env for key, env, _d, _doc in rows)

@@ -44,9 +44,7 @@ def resolve_paths(environ: dict[str, str] | None = None) -> AppPaths:
     env = os.environ if environ is None else environ
     config_dir = env.get("POSTFLOW_CONFIG_DIR")
     data_dir = env.get("POSTFLOW_DATA_DIR")
-    config = (
-        Path(config_dir) if config_dir else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR))
-    )
+    config = Path(config_dir) if config_dir else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR))
     if data_dir:
         data = Path(data_dir)
         logs = data / "logs"

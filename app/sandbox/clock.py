@@ -14,9 +14,7 @@ class Clock:
         return time.time() + self.offset
 
     def iso(self, ts: float | None = None) -> str:
-        return datetime.fromtimestamp(self.now() if ts is None else ts, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
+        return datetime.fromtimestamp(self.now() if ts is None else ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def amz_date(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")

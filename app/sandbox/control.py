@@ -27,9 +27,7 @@ async def _json(request: web.Request) -> dict[str, Any]:
 @routes.get("/_sandbox/health")
 async def health(request: web.Request) -> web.Response:
     sb = get_sandbox(request)
-    return json_response(
-        {"ok": True, "base_url": sb.base_url, "seed_account_id": sb.default_account_id()}
-    )
+    return json_response({"ok": True, "base_url": sb.base_url, "seed_account_id": sb.default_account_id()})
 
 
 @routes.get("/_sandbox/files")

@@ -55,9 +55,7 @@ async def execute_webhook(request: web.Request) -> web.Response:
         return _error(400, "The request body contains invalid JSON.", 50109)
     problem = _validate(payload)
     if problem:
-        return json_response(
-            {"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400
-        )
+        return json_response({"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400)
     window.append(now)
     headers["x-ratelimit-remaining"] = str(LIMIT - len(window))
     message = {
@@ -96,11 +94,7 @@ def _validate(payload: Any) -> dict[str, Any] | None:
     for i, embed in enumerate(embeds):
         if not isinstance(embed, dict):
             return {"embeds": {str(i): _field_error("DICT_TYPE_CONVERT", "Only dictionaries")}}
-        too_long = (
-            len(str(embed.get("title", ""))) > 256 or len(str(embed.get("description", ""))) > 4096
-        )
+        too_long = len(str(embed.get("title", ""))) > 256 or len(str(embed.get("description", ""))) > 4096
         if too_long:
-            return {
-                "embeds": {str(i): _field_error("BASE_TYPE_MAX_LENGTH", "Embed field too long")}
-            }
+            return {"embeds": {str(i): _field_error("BASE_TYPE_MAX_LENGTH", "Embed field too long")}}
     return None

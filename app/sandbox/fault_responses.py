@@ -20,7 +20,9 @@ async def drop_connection(request: web.Request) -> None:
     raise ConnectionDropped
 
 
-async def fault_response(sb: Sandbox, request: web.Request, scope: str, kind: str) -> web.Response:
+async def fault_response(
+    sb: Sandbox, request: web.Request, scope: str, kind: str, operation: str = ""
+) -> web.Response:
     if kind == "stall":
         await asyncio.sleep(sb.config.stall_seconds)
         await drop_connection(request)
@@ -37,9 +39,7 @@ async def fault_response(sb: Sandbox, request: web.Request, scope: str, kind: st
             return s3_error(500, "InternalError", "We encountered an internal error.")
         return s3_error(503, "SlowDown", "Please reduce your request rate.")
     if scope == "ims":
-        return json_response(
-            {"error": "server_error", "error_description": f"injected {kind}"}, status
-        )
+        return json_response({"error": "server_error", "error_description": f"injected {kind}"}, status)
     if scope == "discord":
         if status == 429:
             return json_response(
@@ -48,5 +48,6 @@ async def fault_response(sb: Sandbox, request: web.Request, scope: str, kind: st
             )  # fmt: skip
         return json_response({"message": "Internal Server Error", "code": 0}, status)
     detail = {429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
-    headers = {"x-ratelimit-limit": "5", "x-ratelimit-remaining": "0", "x-ratelimit-window": "1000"}
-    return error_response(ApiError(status, detail[status]), headers if status == 429 else None)
+    remaining = 0 if status == 429 else None
+    headers = sb.limiter.nominal_headers(operation, remaining)
+    return error_response(ApiError(status, detail[status]), headers)

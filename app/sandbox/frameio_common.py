@@ -52,10 +52,11 @@ def operation(name: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             sb.stats[name] += 1
             kind = sb.faults.pick("api")
             if kind is not None:
-                return await fault_response(sb, request, "api", kind)
+                return await fault_response(sb, request, "api", kind, operation=name)
             user = sb.user_for_access_token(request)
             if user is None:
-                return error_response(ApiError(401, "Unauthorized"))
+                # Unauthenticated calls are not counted, but carry the documented headers.
+                return error_response(ApiError(401, "Unauthorized"), sb.limiter.nominal_headers(name))
             decision = sb.limiter.check(user.id, name, sb.clock.now())
             headers = decision.headers()
             if not decision.allowed:

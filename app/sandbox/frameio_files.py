@@ -13,7 +13,7 @@ from app.sandbox.model import Comment, File, VersionStack, new_id
 from app.sandbox.pagination import paginate
 from app.sandbox.remote import fetch_remote
 from app.sandbox.responses import ApiError, json_response
-from app.sandbox.storage import delete_blobs, download_url, split_parts, upload_urls
+from app.sandbox.storage import delete_blobs, media_links, split_parts, upload_urls
 from app.sandbox.validation import read_body
 
 routes = web.RouteTableDef()
@@ -36,23 +36,6 @@ def _new_file(ctx: OpContext, parent_id: str, project_id: str, name: str, size: 
     return f
 
 
-def _media_links(ctx: OpContext, f: File, inc: set[str]) -> dict[str, object] | None:
-    wanted = {i.split(".", 1)[1] for i in inc if i.startswith("media_links.")}
-    if not wanted:
-        return None
-    ready = f.status != "created"
-    links: dict[str, object] = {}
-    for kind in wanted:
-        if kind == "original":
-            url = download_url(ctx.sb, f) if ready else None
-            links[kind] = {"download_url": url, "inline_url": url}
-        elif kind in ("high_quality", "efficient"):
-            links[kind] = {"download_url": None}
-        else:
-            links[kind] = {"download_url": None, "url": None}
-    return links
-
-
 @routes.get("/v4/accounts/{account_id}/folders/{folder_id}/files")
 @operation("files.list")
 async def list_files(request: web.Request, ctx: OpContext) -> web.Response:
@@ -62,7 +45,11 @@ async def list_files(request: web.Request, ctx: OpContext) -> web.Response:
     page, extra = paginate(request, items, 500)
     data = [
         serialize.include_extras(
-            serialize.file(f, _media_links(ctx, f, inc)), inc, ctx.sb.store, f.project_id, ctx.user
+            serialize.file(f, media_links(ctx.sb, f, inc)),
+            inc,
+            ctx.sb.store,
+            f.project_id,
+            ctx.user,
         )
         for f in page
     ]
@@ -102,7 +89,7 @@ async def show_file(request: web.Request, ctx: OpContext) -> web.Response:
     f = ctx.file(request)
     inc = includes(request, MEDIA_INCLUDES)
     out = serialize.include_extras(
-        serialize.file(f, _media_links(ctx, f, inc)), inc, ctx.sb.store, f.project_id, ctx.user
+        serialize.file(f, media_links(ctx.sb, f, inc)), inc, ctx.sb.store, f.project_id, ctx.user
     )
     return json_response({"data": out})
 
@@ -135,9 +122,7 @@ async def create_version_stack(request: web.Request, ctx: OpContext) -> web.Resp
     data = await read_body(request, "version_stacks.create")
     ids: list[str] = data["file_ids"]
     if len(ids) < 2 or len(set(ids)) != len(ids):
-        raise ApiError(
-            422, "file_ids must name at least two distinct files", pointer="/data/file_ids"
-        )
+        raise ApiError(422, "file_ids must name at least two distinct files", pointer="/data/file_ids")
     for fid in ids:
         f = ctx.sb.store.files.get(fid)
         if f is None or f.account_id != folder.account_id:

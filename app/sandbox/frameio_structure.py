@@ -9,6 +9,7 @@ from app.sandbox.frameio_common import OpContext, includes, operation
 from app.sandbox.model import File, Folder, VersionStack
 from app.sandbox.pagination import paginate
 from app.sandbox.responses import ApiError, json_response
+from app.sandbox.storage import media_links
 from app.sandbox.validation import read_body
 
 routes = web.RouteTableDef()
@@ -98,9 +99,7 @@ async def show_project(request: web.Request, ctx: OpContext) -> web.Response:
 async def show_folder(request: web.Request, ctx: OpContext) -> web.Response:
     folder = ctx.folder(request)
     inc = includes(request, ASSET_INCLUDES)
-    out = serialize.include_extras(
-        serialize.folder(folder), inc, ctx.sb.store, folder.project_id, ctx.user
-    )
+    out = serialize.include_extras(serialize.folder(folder), inc, ctx.sb.store, folder.project_id, ctx.user)
     return json_response({"data": out})
 
 
@@ -119,9 +118,13 @@ async def children(request: web.Request, ctx: OpContext) -> web.Response:
     if wanted:
         items = [a for a in items if isinstance(a, tuple(_CHILD_TYPES[t] for t in wanted))]
     page, extra = paginate(request, items, 500)
+
+    def links(f: File) -> dict[str, object] | None:
+        return media_links(ctx.sb, f, inc)
+
     data = [
         serialize.include_extras(
-            serialize.asset(a, ctx.sb.store), inc, ctx.sb.store, a.project_id, ctx.user
+            serialize.asset(a, ctx.sb.store, links), inc, ctx.sb.store, a.project_id, ctx.user
         )
         for a in page
     ]
@@ -136,8 +139,7 @@ async def list_folders(request: web.Request, ctx: OpContext) -> web.Response:
     items = [a for a in ctx.sb.store.children(folder.id) if isinstance(a, Folder)]
     page, extra = paginate(request, items, 500)
     data = [
-        serialize.include_extras(serialize.folder(f), inc, ctx.sb.store, f.project_id, ctx.user)
-        for f in page
+        serialize.include_extras(serialize.folder(f), inc, ctx.sb.store, f.project_id, ctx.user) for f in page
     ]
     return json_response({"data": data, **extra})
 

@@ -214,9 +214,7 @@ class SandboxStore:
         path = self.state_file
         if path is None:
             return
-        doc: dict[str, Any] = {
-            t: {k: asdict(v) for k, v in getattr(self, t).items()} for t in _TABLES
-        }
+        doc: dict[str, Any] = {t: {k: asdict(v) for k, v in getattr(self, t).items()} for t in _TABLES}
         doc["clock_offset"] = self.clock.offset
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc), encoding="utf-8")
@@ -294,9 +292,7 @@ class SandboxStore:
         self, project: Project, parent_id: str, name: str, fixed_id: str | None = None
     ) -> Folder:
         now = self.clock.iso()
-        folder = Folder(
-            fixed_id or new_id(), project.account_id, project.id, parent_id, name, now, now
-        )
+        folder = Folder(fixed_id or new_id(), project.account_id, project.id, parent_id, name, now, now)
         self.folders[folder.id] = folder
         self.changed()
         return folder

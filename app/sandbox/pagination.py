@@ -47,9 +47,7 @@ def page_size(request: web.Request, maximum: int) -> int:
     return size
 
 
-def paginate(
-    request: web.Request, items: Sequence[T], maximum: int
-) -> tuple[list[T], dict[str, Any]]:
+def paginate(request: web.Request, items: Sequence[T], maximum: int) -> tuple[list[T], dict[str, Any]]:
     """Return the page's items and the ``links`` (plus ``total_count`` when asked)."""
     size = page_size(request, maximum)
     after = request.query.get("after")

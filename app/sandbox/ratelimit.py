@@ -63,6 +63,12 @@ class RateLimiter:
             calls = max(1, round(calls * self.scale))
         return calls, window
 
+    def nominal_headers(self, operation: str, remaining: int | None = None) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of an operation without spending from its bucket."""
+        limit, window_ms = self.limit_for(operation)
+        left = limit if remaining is None else remaining
+        return RateDecision(True, limit, left, window_ms, 0.0).headers()
+
     def check(self, key: str, operation: str, now: float) -> RateDecision:
         limit, window_ms = self.limit_for(operation)
         if self.scale <= 0:

@@ -36,9 +36,7 @@ _TITLES = {
 }
 
 
-def json_response(
-    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
         text=json.dumps(payload),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from app.sandbox.model import (
@@ -40,7 +41,7 @@ def account(a: Account) -> dict[str, Any]:
         "display_name": a.display_name,
         "created_at": a.created_at,
         "updated_at": a.updated_at,
-        "roles": ["account_owner"],
+        "roles": ["owner"],
         "storage_limit": None,
         "storage_usage": 0,
         "adobe_id": None,
@@ -117,19 +118,24 @@ def file(f: File, media_links: dict[str, Any] | None = None) -> dict[str, Any]:
     return out
 
 
-def version_stack(v: VersionStack, store: SandboxStore) -> dict[str, Any]:
+MediaLinks = Callable[[File], dict[str, Any] | None]
+
+
+def version_stack(v: VersionStack, store: SandboxStore, links: MediaLinks = lambda f: None) -> dict[str, Any]:
     out = _asset_common(v, "version_stack")
     head = store.files[v.file_ids[-1]]
-    out["head_version"] = file(head)
+    out["head_version"] = file(head, links(head))
     return out
 
 
-def asset(a: Folder | File | VersionStack, store: SandboxStore) -> dict[str, Any]:
+def asset(
+    a: Folder | File | VersionStack, store: SandboxStore, links: MediaLinks = lambda f: None
+) -> dict[str, Any]:
     if isinstance(a, Folder):
         return folder(a)
     if isinstance(a, File):
-        return file(a)
-    return version_stack(a, store)
+        return file(a, links(a))
+    return version_stack(a, store, links)
 
 
 def include_extras(

@@ -39,9 +39,7 @@ def split_parts(size: int, part_size: int) -> list[int]:
 
 
 def _canonical(method: str, path: str, amz_date: str, expires: str, ctype: str, acl: str) -> bytes:
-    return "\n".join(
-        [method, path, amz_date, expires, f"content-type:{ctype}", f"x-amz-acl:{acl}"]
-    ).encode()
+    return "\n".join([method, path, amz_date, expires, f"content-type:{ctype}", f"x-amz-acl:{acl}"]).encode()
 
 
 def _sign(sb: Sandbox, canonical: bytes) -> str:
@@ -73,10 +71,25 @@ def download_url(sb: Sandbox, f: File) -> str:
     amz_date = sb.clock.amz_date(sb.clock.now())
     path = f"/_storage/download/{f.id}"
     signature = _sign(sb, _canonical("GET", path, amz_date, "86400", "", ""))
-    query = urlencode(
-        {"X-Amz-Date": amz_date, "X-Amz-Expires": "86400", "X-Amz-Signature": signature}
-    )
+    query = urlencode({"X-Amz-Date": amz_date, "X-Amz-Expires": "86400", "X-Amz-Signature": signature})
     return f"{sb.base_url}{path}?{query}"
+
+
+def media_links(sb: Sandbox, f: File, includes: set[str]) -> dict[str, object] | None:
+    """The ``media_links`` object for ``include=media_links.*``; only the original exists here."""
+    wanted = {i.split(".", 1)[1] for i in includes if i.startswith("media_links.")}
+    if not wanted:
+        return None
+    url = download_url(sb, f) if f.status != "created" else None
+    links: dict[str, object] = {}
+    for kind in wanted:
+        if kind == "original":
+            links[kind] = {"download_url": url, "inline_url": url}
+        elif kind in ("high_quality", "efficient"):
+            links[kind] = {"download_url": None}
+        else:
+            links[kind] = {"download_url": None, "url": None}
+    return links
 
 
 def _expired(sb: Sandbox, amz_date: str, expires: str) -> bool:
@@ -171,9 +184,7 @@ async def put_part(request: web.Request) -> web.StreamResponse:
     if f is None or not 0 <= index < len(f.part_sizes):
         return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
     if request.content_length is None:
-        return s3_error(
-            411, "MissingContentLength", "You must provide the Content-Length HTTP header."
-        )
+        return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
     expected = f.part_sizes[index]
     if request.content_length != expected:
         code = "EntityTooSmall" if request.content_length < expected else "EntityTooLarge"

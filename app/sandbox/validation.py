@@ -25,8 +25,7 @@ def _to_json_schema(node: Any) -> Any:
 
 
 _VALIDATORS = {
-    op: jsonschema.Draft7Validator(_to_json_schema(schema))
-    for op, schema in REQUEST_SCHEMAS.items()
+    op: jsonschema.Draft7Validator(_to_json_schema(schema)) for op, schema in REQUEST_SCHEMAS.items()
 }
 
 

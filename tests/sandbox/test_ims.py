@@ -18,9 +18,7 @@ SCOPE = "openid email profile offline_access additional_info.roles"
 
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    )
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     return verifier, challenge
 
 
@@ -77,9 +75,7 @@ def test_authorize_redirects_with_code_and_state(sandbox: Any) -> None:
     ],
 )
 def test_default_client_accepts_loopback_redirects_on_any_port(sandbox: Any, redirect: str) -> None:
-    assert (
-        urlparse(authorize(sandbox, redirect_uri=redirect).headers["location"]).netloc in redirect
-    )
+    assert urlparse(authorize(sandbox, redirect_uri=redirect).headers["location"]).netloc in redirect
 
 
 def test_unknown_client_is_an_error_page_not_a_redirect(sandbox: Any) -> None:
@@ -90,23 +86,15 @@ def test_unknown_client_is_an_error_page_not_a_redirect(sandbox: Any) -> None:
 @pytest.mark.parametrize(
     "redirect", ["https://evil.example/cb", "http://10.0.0.1:80/cb", "https://localhost.evil/x"]
 )
-def test_unregistered_redirect_uri_is_refused_without_redirecting(
-    sandbox: Any, redirect: str
-) -> None:
+def test_unregistered_redirect_uri_is_refused_without_redirecting(sandbox: Any, redirect: str) -> None:
     r = authorize(sandbox, redirect_uri=redirect)
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     assert "redirect_uri" in r.json()["error_description"]
 
 
 def test_missing_pkce_is_an_oauth_error_on_the_redirect(sandbox: Any) -> None:
-    params = redirect_params(
-        authorize(sandbox, code_challenge="<omit>", code_challenge_method="<omit>")
-    )
-    assert (
-        params["error"] == "invalid_request"
-        and "code" not in params
-        and params["state"] == "st-123"
-    )
+    params = redirect_params(authorize(sandbox, code_challenge="<omit>", code_challenge_method="<omit>"))
+    assert params["error"] == "invalid_request" and "code" not in params and params["state"] == "st-123"
 
 
 def test_plain_pkce_is_refused(sandbox: Any) -> None:
@@ -135,9 +123,7 @@ def test_tokens_shape_and_userinfo(sandbox: Any) -> None:
         headers={"Authorization": f"Bearer {body['access_token']}"},
     )
     assert info.status_code == 200 and info.json()["email"]
-    me = httpx.get(
-        f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"}
-    )
+    me = httpx.get(f"{sandbox.url}/v4/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status_code == 200
 
 
@@ -145,10 +131,7 @@ def test_reused_code_is_invalid_grant(sandbox: Any) -> None:
     verifier, challenge = pkce()
     code = get_code(sandbox, challenge)
     assert (
-        token(
-            sandbox, grant_type="authorization_code", code=code, code_verifier=verifier
-        ).status_code
-        == 200
+        token(sandbox, grant_type="authorization_code", code=code, code_verifier=verifier).status_code == 200
     )
     again = token(sandbox, grant_type="authorization_code", code=code, code_verifier=verifier)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
@@ -203,9 +186,7 @@ def test_revoke_kills_both_tokens(sandbox: Any) -> None:
         == 401
     )
     assert (
-        token(sandbox, grant_type="refresh_token", refresh_token=body["refresh_token"]).json()[
-            "error"
-        ]
+        token(sandbox, grant_type="refresh_token", refresh_token=body["refresh_token"]).json()["error"]
         == "invalid_grant"
     )
     assert sorted(sandbox.control("/_sandbox/ims")["revoked"]) == ["access", "refresh"]
@@ -227,9 +208,7 @@ def test_confidential_client_needs_its_secret(sandbox: Any) -> None:
     }
     bad = httpx.post(f"{sandbox.url}/ims/token/v3", data=form)
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
-    good = httpx.post(
-        f"{sandbox.url}/ims/token/v3", data={**form, "client_secret": "sandbox-web-secret"}
-    )
+    good = httpx.post(f"{sandbox.url}/ims/token/v3", data={**form, "client_secret": "sandbox-web-secret"})
     assert good.status_code == 200
 
 

@@ -60,10 +60,7 @@ def test_total_count_and_page_size_bounds(api: httpx.Client, seed_ids: dict[str,
     accounts = api.get("/v4/accounts", params={"include_total_count": "true"}).json()
     assert accounts["total_count"] == 1
     too_big = api.get("/v4/accounts", params={"page_size": 101})
-    assert (
-        too_big.status_code == 422
-        and too_big.json()["errors"][0]["source"]["pointer"] == "/page_size"
-    )
+    assert too_big.status_code == 422 and too_big.json()["errors"][0]["source"]["pointer"] == "/page_size"
     children = f"/v4/accounts/{seed_ids['account']}/folders/{seed_ids['root']}/children"
     assert api.get(children, params={"page_size": 500}).status_code == 200
     assert api.get(children, params={"page_size": 501}).status_code == 422
@@ -77,19 +74,14 @@ def test_rate_limit_headers_count_down(api: httpx.Client, seed_ids: dict[str, st
     assert int(r2.headers["x-ratelimit-remaining"]) == int(r1.headers["x-ratelimit-remaining"]) - 1
 
 
-def test_folder_create_is_limited_to_three_per_second(
-    api: httpx.Client, seed_ids: dict[str, str]
-) -> None:
+def test_folder_create_is_limited_to_three_per_second(api: httpx.Client, seed_ids: dict[str, str]) -> None:
     path = f"/v4/accounts/{seed_ids['account']}/folders/{seed_ids['root']}/folders"
     codes = [api.post(path, json={"data": {"name": f"F{i}"}}).status_code for i in range(4)]
     assert codes == [201, 201, 201, 429]
     limited = api.post(path, json={"data": {"name": "again"}})
     assert limited.status_code == 429
     assert limited.json()["errors"][0]["detail"]
-    assert (
-        limited.headers["x-ratelimit-remaining"] == "0"
-        and limited.headers["x-ratelimit-limit"] == "3"
-    )
+    assert limited.headers["x-ratelimit-remaining"] == "0" and limited.headers["x-ratelimit-limit"] == "3"
     assert "retry-after" not in limited.headers  # undocumented: off unless asked for
 
 
@@ -110,11 +102,7 @@ def test_limits_are_per_endpoint(api: httpx.Client, seed_ids: dict[str, str]) ->
     assert api.get("/v4/me").status_code == 200
 
 
-def test_scale_zero_disables_limits(
-    sandbox: Any, api: httpx.Client, seed_ids: dict[str, str]
-) -> None:
+def test_scale_zero_disables_limits(sandbox: Any, api: httpx.Client, seed_ids: dict[str, str]) -> None:
     sandbox.control("/_sandbox/settings", {"rate_limit_scale": 0})
     path = f"/v4/accounts/{seed_ids['account']}/folders/{seed_ids['root']}/folders"
-    assert all(
-        api.post(path, json={"data": {"name": f"F{i}"}}).status_code == 201 for i in range(10)
-    )
+    assert all(api.post(path, json={"data": {"name": f"F{i}"}}).status_code == 201 for i in range(10))

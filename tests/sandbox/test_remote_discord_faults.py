@@ -72,9 +72,7 @@ def test_remote_upload_fetches_the_source(
     status_url = f"/v4/accounts/{seed_ids['account']}/files/{created['id']}/status"
     _wait(lambda: api.get(status_url).json()["data"]["upload_complete"])
     info = next(f for f in sandbox.files() if f["id"] == created["id"])
-    assert info["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and info["file_size"] == len(
-        PAYLOAD
-    )
+    assert info["sha256"] == hashlib.sha256(PAYLOAD).hexdigest() and info["file_size"] == len(PAYLOAD)
 
 
 def test_remote_upload_from_a_bad_source_fails(
@@ -106,9 +104,7 @@ def test_discord_errors(sandbox: RunningSandbox) -> None:
     base = f"{sandbox.url}/discord/api/webhooks"
     assert httpx.post(f"{base}/1/t", json={}).json()["code"] == 50035
     assert (
-        httpx.post(
-            f"{base}/1/t", content=b"{", headers={"Content-Type": "application/json"}
-        ).json()["code"]
+        httpx.post(f"{base}/1/t", content=b"{", headers={"Content-Type": "application/json"}).json()["code"]
         == 50109
     )
     assert httpx.post(f"{base}/abc/t", json={"content": "x"}).json()["code"] == 10015
@@ -145,10 +141,7 @@ def test_fault_stall_holds_the_request(sandbox: RunningSandbox, api: httpx.Clien
 
 def test_bad_fault_settings_are_refused(sandbox: RunningSandbox) -> None:
     assert sandbox.http is not None
-    assert (
-        sandbox.http.post("/_sandbox/faults", json={"parts": {"kinds": ["boom"]}}).status_code
-        == 400
-    )
+    assert sandbox.http.post("/_sandbox/faults", json={"parts": {"kinds": ["boom"]}}).status_code == 400
     assert sandbox.http.post("/_sandbox/faults", json={"nowhere": {}}).status_code == 400
 
 
@@ -182,7 +175,5 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 def _demo(sb: RunningSandbox, headers: dict[str, str], account: str) -> str:
     assert sb.http is not None
     ws = sb.http.get(f"/v4/accounts/{account}/workspaces", headers=headers).json()["data"][0]["id"]
-    projects = sb.http.get(
-        f"/v4/accounts/{account}/workspaces/{ws}/projects", headers=headers
-    ).json()
+    projects = sb.http.get(f"/v4/accounts/{account}/workspaces/{ws}/projects", headers=headers).json()
     return str(projects["data"][0]["id"])

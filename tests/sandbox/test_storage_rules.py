@@ -80,20 +80,14 @@ def test_unsigned_headers_are_refused(
     url = upload["file"]["upload_urls"][0]["url"]
     r = httpx.put(url, content=upload["bytes"][:PART], headers=headers)
     assert r.status_code == status
-    assert f"<Code>{code}</Code>" in r.text and r.headers["content-type"].startswith(
-        "application/xml"
-    )
+    assert f"<Code>{code}</Code>" in r.text and r.headers["content-type"].startswith("application/xml")
     assert sandbox.files()[0]["parts_received"] == 0
 
 
-@pytest.mark.parametrize(
-    ("size", "code"), [(PART - 1, "EntityTooSmall"), (PART + 1, "EntityTooLarge")]
-)
+@pytest.mark.parametrize(("size", "code"), [(PART - 1, "EntityTooSmall"), (PART + 1, "EntityTooLarge")])
 def test_wrong_body_length_is_refused(upload: dict[str, Any], size: int, code: str) -> None:
     f = upload["file"]
-    r = httpx.put(
-        f["upload_urls"][0]["url"], content=b"x" * size, headers=_headers(f["media_type"])
-    )
+    r = httpx.put(f["upload_urls"][0]["url"], content=b"x" * size, headers=_headers(f["media_type"]))
     assert r.status_code == 400 and f"<Code>{code}</Code>" in r.text
 
 
@@ -134,15 +128,11 @@ def test_all_parts_in_any_order_make_the_file_uploaded_then_transcoded(
     for index in (2, 0):
         u = f["upload_urls"][index]
         body = data[offsets[index] : offsets[index] + u["size"]]
-        assert (
-            httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code == 200
-        )
+        assert httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code == 200
     assert api.get(status_url).json()["data"]["upload_complete"] is False
     u = f["upload_urls"][1]
     assert (
-        httpx.put(
-            u["url"], content=data[PART : 2 * PART], headers=_headers(f["media_type"])
-        ).status_code
+        httpx.put(u["url"], content=data[PART : 2 * PART], headers=_headers(f["media_type"])).status_code
         == 200
     )
     done = _wait_status(api, seed_ids["account"], f["id"], "transcoded")
@@ -158,8 +148,6 @@ def test_all_parts_in_any_order_make_the_file_uploaded_then_transcoded(
     assert sandbox.files()[0]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_no_authorization_needed_on_part_urls_and_api_needs_it(
-    upload: dict[str, Any], sandbox: Any
-) -> None:
+def test_no_authorization_needed_on_part_urls_and_api_needs_it(upload: dict[str, Any], sandbox: Any) -> None:
     r = httpx.get(f"{sandbox.url}/v4/me")
     assert r.status_code == 401 and r.json()["errors"][0]["detail"]

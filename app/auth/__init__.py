@@ -1,0 +1,1 @@
+"""Sign in with Adobe (IMS OAuth, PKCE), tokens in the OS keychain, silent refresh. No Qt here."""
