@@ -125,6 +125,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _setup_logging(settings: Any, console: bool) -> None:
+    from app.core.logging_setup import setup_logging
+
+    setup_logging(settings.log_level, settings.paths.log_file, console=console)
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from app.auth.cli_login import login
+
+    settings = _load(args)
+    _setup_logging(settings, console=False)
+    return asyncio.run(login(settings, open_browser=not args.no_browser))
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from app.auth.cli_login import logout
+
+    settings = _load(args)
+    _setup_logging(settings, console=False)
+    return asyncio.run(logout(settings))
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         _load(args)
@@ -138,8 +160,8 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "sandbox": cmd_sandbox,
     "doctor": cmd_doctor,
     "run": _not_yet("run"),
-    "login": _not_yet("login"),
-    "logout": _not_yet("logout"),
+    "login": cmd_login,
+    "logout": cmd_logout,
     "status": _not_yet("status"),
     None: _not_yet("tray app"),
 }

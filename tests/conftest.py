@@ -11,16 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import keyring
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # never the real keychain
+
+from support_keyrings import MemoryKeyring  # noqa: E402
 
 from app.sandbox.config import SandboxConfig  # noqa: E402
 from app.sandbox.server import SandboxServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO.parent / "shared" / "frameio-v4-openapi.json"
+
+
+@pytest.fixture(autouse=True)
+def test_keyring() -> Iterator[MemoryKeyring]:
+    """Each test gets its own in-memory keychain (capped like Windows' entries)."""
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,173 @@
+"""The typed async Frame.io V4 client. Rate limits, pagination, retries and error mapping live
+here, once; callers see ``app.frameio.models`` dataclasses and ``app.core.errors`` errors.
+
+``local_upload`` is not idempotent: it is never retried after a request may have reached the
+server; the caller gets ``OutcomeUnknown`` and looks for the placeholder before creating again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from app.auth.bearer import BearerAuth
+from app.auth.token_provider import TokenProvider
+from app.core.errors import RateLimited, ServiceUnavailable, SignedOut
+from app.frameio import models
+from app.frameio.errors import Forbidden, FrameioError, NotFound, OutcomeUnknown, Rejected, detail_of
+from app.frameio.rate_limiter import ClientRateLimiter
+from app.frameio.retry_policy import Failure, RetryPolicy
+
+log = logging.getLogger(__name__)
+# Sent before any byte left: safe to retry even for a non-idempotent call.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class FrameioClient:
+    def __init__(
+        self,
+        base_url: str,
+        provider: TokenProvider,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._provider = provider
+        self._policy = policy or RetryPolicy()
+        self._limiter = ClientRateLimiter()
+        self._rng = random.Random()
+        self._http = http or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            auth=BearerAuth(provider),
+            headers={"User-Agent": "PostFlow"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- the one place requests are made ----
+    async def request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limiter.acquire(operation)
+            try:
+                response = await self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise OutcomeUnknown(
+                        f"Frame.io did not answer {operation} ({type(exc).__name__}); "
+                        "it may or may not have happened."
+                    ) from None
+                wait = self._policy.delay(Failure.NETWORK, attempt, rng=self._rng)
+                if wait is None:
+                    raise ServiceUnavailable(f"Frame.io cannot be reached ({type(exc).__name__}).") from None
+                name = type(exc).__name__
+                log.info("%s: network error %s, retry %d in %.1fs", operation, name, attempt, wait)
+                await asyncio.sleep(wait)
+                continue
+            self._limiter.observe(operation, response)
+            status = response.status_code
+            if status < 400:
+                return self._body(operation, response)
+            if status == 401:
+                await self._provider.sign_out(
+                    "Frame.io no longer accepts your sign-in. Sign in again.", revoke=False
+                )
+                raise SignedOut("Frame.io no longer accepts your sign-in. Sign in again to continue.")
+            if status == 429:
+                self._limiter.penalize(operation)
+                retry_after = _retry_after(response)
+                wait = self._policy.delay(Failure.RATE_LIMITED, attempt, retry_after, self._rng)
+                if wait is None:
+                    raise RateLimited(f"Frame.io keeps asking PostFlow to slow down ({operation}).")
+                log.info("%s: rate limited (429), backing off %.1fs (attempt %d)", operation, wait, attempt)
+                await asyncio.sleep(wait)
+                continue
+            if status >= 500:
+                if not idempotent:
+                    raise OutcomeUnknown(
+                        f"Frame.io failed {operation} (HTTP {status}); it may have gone through."
+                    )
+                wait = self._policy.delay(Failure.SERVER, attempt, rng=self._rng)
+                if wait is None:
+                    raise ServiceUnavailable(f"Frame.io is having trouble (HTTP {status}).", status=status)
+                log.info("%s: HTTP %d, backing off %.1fs (attempt %d)", operation, status, wait, attempt)
+                await asyncio.sleep(wait)
+                continue
+            detail = detail_of(response)
+            if status == 403:
+                raise Forbidden(f"Frame.io refused access: {detail}", status=403)
+            if status == 404:
+                raise NotFound(f"Not found on Frame.io: {detail}", status=404)
+            raise Rejected(f"Frame.io refused {operation}: {detail}", status=status)
+
+    @staticmethod
+    def _body(operation: str, response: httpx.Response) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ServiceUnavailable(
+                f"Frame.io answered {operation} with something that is not JSON "
+                f"({response.headers.get('content-type', 'no content type')})."
+            ) from None
+
+    async def paginate(
+        self, operation: str, path: str, params: dict[str, Any] | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item across pages; ``page_size`` and filters are re-sent on each page."""
+        base = {**(params or {}), "page_size": page_size}
+        query = dict(base)
+        while True:
+            doc = await self.request(operation, "GET", path, params=query)
+            if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+                raise FrameioError(f"Frame.io answered {operation} without a list.")
+            for item in doc["data"]:
+                yield item
+            next_link = (doc.get("links") or {}).get("next")
+            if not next_link:
+                return
+            cursor = dict(parse_qsl(urlsplit(next_link).query)).get("after")
+            if not cursor:
+                return
+            query = {**base, "after": cursor}
+
+    # ---- endpoints ----
+    async def me(self) -> models.Me:
+        return models.me_from(_data(await self.request("users.show", "GET", "/v4/me")))
+
+    async def accounts(self) -> list[models.Account]:
+        return [models.account_from(a) async for a in self.paginate("accounts.index", "/v4/accounts")]
+
+
+def _data(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+        raise FrameioError("Frame.io answered without the expected data.")
+    data: dict[str, Any] = doc["data"]
+    return data
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
