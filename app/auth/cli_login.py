@@ -29,7 +29,7 @@ def _loopback_target(redirect_uri: str, sandbox: bool) -> tuple[int, str] | None
 
 
 async def _read_pasted_line() -> str:
-    line = await asyncio.to_thread(sys.stdin.readline)
+    line: str = await asyncio.to_thread(sys.stdin.readline)
     if not line.strip():
         raise AuthError("No address was pasted; sign-in was not finished.")
     return line.strip()

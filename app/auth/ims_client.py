@@ -148,6 +148,7 @@ class ImsClient:
         refresh = doc.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
             refresh = previous_refresh  # IMS may omit it on refresh: keep the one we have
+        now = time.time()
         return TokenSet(
-            access_token=access, expires_at=time.time() + float(expires_in), refresh_token=refresh
+            access_token=access, expires_at=now + float(expires_in), refresh_token=refresh, issued_at=now
         )

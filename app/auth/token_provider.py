@@ -21,7 +21,7 @@ from app.core.events import AuthState, AuthStateChanged, EventBus
 from app.core.logging_setup import SECRETS
 
 log = logging.getLogger(__name__)
-REFRESH_MARGIN = 60.0
+REFRESH_MARGIN = 60.0  # refresh about a minute before expiry (BRIEF §4)
 
 
 class TokenProvider:
@@ -67,7 +67,8 @@ class TokenProvider:
 
     async def access_token(self) -> str:
         tokens = self._require()
-        if not tokens.expires_within(self._margin, self._clock()):
+        margin = min(self._margin, tokens.lifetime * 0.1)  # 60 s for a day-long token
+        if not tokens.expires_within(margin, self._clock()):
             return tokens.access_token
         try:
             return (await self._refresh()).access_token

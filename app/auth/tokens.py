@@ -16,6 +16,11 @@ class TokenSet:
     account_id: str | None = None
     user_name: str | None = None
     user_email: str | None = None
+    issued_at: float = 0.0
+
+    @property
+    def lifetime(self) -> float:
+        return max(0.0, self.expires_at - self.issued_at) if self.issued_at else 86400.0
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires_at - seconds

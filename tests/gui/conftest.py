@@ -1,0 +1,28 @@
+"""GUI tests: a real QApplication (offscreen), QtWebEngine ready, and async tests on qasync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from app.gui.webengine_setup import prepare_webengine
+
+prepare_webengine()  # before pytest-qt creates the QApplication
+
+import qasync  # noqa: E402  (PySide6 first, then qasync)
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def _qasync_loop() -> asyncio.AbstractEventLoop:
+    app = QApplication.instance() or QApplication([])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)  # a tray app: closing a window must not stop the loop
+    return qasync.QEventLoop(app)  # type: ignore[no-any-return]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
+    """Async tests here run on the same loop the app uses: asyncio on the Qt thread."""
+    return {"qasync": _qasync_loop}
