@@ -24,12 +24,14 @@ EXIT_CONFIG = 78  # sysexits EX_CONFIG
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (override the config file and environment)")
-    group.add_argument("--sandbox", action="store_const", const=True, default=None,
+    # SUPPRESS: a flag given before the command is not reset by the command's own parser.
+    quiet = argparse.SUPPRESS
+    group.add_argument("--sandbox", action="store_const", const=True, default=quiet,
                        help="use the built-in sandbox instead of Frame.io and Adobe")  # fmt: skip
-    group.add_argument("--api-url", dest="api_url", help="Frame.io API base URL")
-    group.add_argument("--ims-url", dest="ims_url", help="Adobe IMS base URL")
-    group.add_argument("--client-id", dest="client_id", help="Adobe client id")
-    group.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")
+    group.add_argument("--api-url", dest="api_url", default=quiet, help="Frame.io API base URL")
+    group.add_argument("--ims-url", dest="ims_url", default=quiet, help="Adobe IMS base URL")
+    group.add_argument("--client-id", dest="client_id", default=quiet, help="Adobe client id")
+    group.add_argument("--log-level", dest="log_level", default=quiet, help="DEBUG, INFO, WARNING or ERROR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +149,29 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return asyncio.run(logout(settings))
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.core.settings import make_root
+    from app.engine.headless import run_headless
+
+    settings = _load(args)
+    if not args.headless:
+        print("postflow run: the tray app is not in this build yet; use --headless", file=sys.stderr)
+        return EXIT_USAGE
+    if args.watch and not args.project:
+        raise ConfigError("option --watch needs --project NAME (the Frame.io project to upload into)")
+    roots = tuple(make_root(str(p), args.project, args.folder or "") for p in args.watch or ())
+    _setup_logging(settings, console=True)
+    return asyncio.run(run_headless(settings, roots))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from app.engine.status_report import read_jobs, render
+
+    settings = _load(args)
+    print(render(read_jobs(settings.paths.state_db), args.json))
+    return EXIT_OK
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         _load(args)
@@ -159,10 +184,10 @@ def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "sandbox": cmd_sandbox,
     "doctor": cmd_doctor,
-    "run": _not_yet("run"),
+    "run": cmd_run,
     "login": cmd_login,
     "logout": cmd_logout,
-    "status": _not_yet("status"),
+    "status": cmd_status,
     None: _not_yet("tray app"),
 }
 

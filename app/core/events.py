@@ -47,3 +47,45 @@ class EventBus:
                 callback(event)
             except Exception:  # one broken subscriber must not stop the engine
                 log.exception("event subscriber failed on %s", type(event).__name__)
+
+
+# ---- upload engine ----
+
+
+@dataclass(frozen=True)
+class JobAdded:
+    job_id: int
+    rel_path: str
+    root_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class JobStateChanged:
+    job_id: int
+    rel_path: str
+    state: str  # a JobState value
+    error: str | None = None
+    remote_file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: int
+    bytes_done: int
+    size: int
+    bytes_per_second: float
+
+
+@dataclass(frozen=True)
+class HealthChanged:
+    component: str  # "watch:<root id>", "frameio", "auth"
+    ok: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineStateChanged:
+    running: bool
+    paused: bool
+    waiting_for_sign_in: bool

@@ -7,13 +7,16 @@ Secrets never live here: tokens, client secrets and webhook URLs belong to the k
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.core.errors import ConfigError
+from app.core.jobs import WatchRoot
 from app.core.paths import AppPaths, resolve_paths
 
 DEFAULT_API_URL = "https://api.frame.io"
@@ -52,6 +55,8 @@ class Settings:
     max_concurrent_files: int = 2
     parts_per_file: int = 4
     bandwidth_limit: int = 0
+    part_timeout: float = 120.0
+    watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
     @property
@@ -196,6 +201,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         _number(1, integer=True), "parts of one file uploaded in parallel",
     ),
     SettingSpec(
+        "part_timeout",
+        "upload.part_timeout",
+        ("POSTFLOW_PART_TIMEOUT",),
+        _number(1),
+        "seconds without progress before a part upload is abandoned and retried",
+    ),
+    SettingSpec(
         "bandwidth_limit", "upload.bandwidth_limit", ("POSTFLOW_BANDWIDTH_LIMIT",),
         _number(0, integer=True), "bytes per second across all uploads (0: no limit)",
     ),
@@ -258,6 +270,9 @@ def load_settings(
             found, raw = _lookup(table, spec.key)
             if found:
                 values[spec.name] = _parse(spec, raw, str(file))
+        found, raw_roots = _lookup(table, "watch.roots")
+        if found:
+            values["watch_roots"] = parse_roots(raw_roots, str(file))
     for spec in SETTINGS:
         for var in spec.env:
             if var in env:
@@ -269,6 +284,39 @@ def load_settings(
         spec = _SPEC_BY_NAME[name]
         values[name] = _parse(spec, raw, f"option --{name.replace('_', '-')}")
     return Settings(paths=paths, **values)
+
+
+ROOT_KEYS = ("path", "project", "folder", "workspace", "account_id")
+
+
+def make_root(
+    path: str, project: str, folder: str = "", workspace: str = "", account_id: str = ""
+) -> WatchRoot:
+    """A watch root; its id is stable for the same folder and destination."""
+    normalized = str(Path(path).expanduser())
+    digest = hashlib.sha1(f"{normalized}|{project}|{folder}".encode()).hexdigest()[:12]
+    return WatchRoot(digest, normalized, project, folder.strip("/"), workspace, account_id)
+
+
+def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{origin}: watch.roots must be a list of [[watch.roots]] tables")
+    roots = []
+    for index, entry in enumerate(raw, start=1):
+        where = f"{origin}: watch.roots #{index}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table with path and project")
+        unknown = set(entry) - set(ROOT_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}: expected {', '.join(ROOT_KEYS)}")
+        for key in ("path", "project"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise ConfigError(
+                    f"{where}: {key} = {entry.get(key)!r} is invalid: expected a non-empty string"
+                )
+        extras = {k: str(entry.get(k, "")) for k in ("folder", "workspace", "account_id")}
+        roots.append(make_root(entry["path"], entry["project"], **extras))
+    return tuple(roots)
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:

@@ -8,6 +8,7 @@ server; the caller gets ``OutcomeUnknown`` and looks for the placeholder before 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -157,6 +158,58 @@ class FrameioClient:
 
     async def accounts(self) -> list[models.Account]:
         return [models.account_from(a) async for a in self.paginate("accounts.index", "/v4/accounts")]
+
+    async def workspaces(self, account_id: str) -> list[models.Workspace]:
+        path = f"/v4/accounts/{account_id}/workspaces"
+        return [models.workspace_from(w) async for w in self.paginate("workspaces.index", path)]
+
+    async def projects(self, account_id: str, workspace_id: str) -> list[models.Project]:
+        path = f"/v4/accounts/{account_id}/workspaces/{workspace_id}/projects"
+        return [models.project_from(p) async for p in self.paginate("projects.index", path)]
+
+    async def project(self, account_id: str, project_id: str) -> models.Project:
+        doc = await self.request("projects.show", "GET", f"/v4/accounts/{account_id}/projects/{project_id}")
+        return models.project_from(_data(doc))
+
+    async def subfolders(self, account_id: str, folder_id: str) -> list[models.Folder]:
+        path = f"/v4/accounts/{account_id}/folders/{folder_id}/folders"
+        return [models.folder_from(f) async for f in self.paginate("folders.list", path, page_size=500)]
+
+    async def create_folder(self, account_id: str, parent_id: str, name: str) -> models.Folder:
+        doc = await self.request(
+            "folders.create", "POST", f"/v4/accounts/{account_id}/folders/{parent_id}/folders",
+            json={"data": {"name": name}}, idempotent=False,
+        )  # fmt: skip
+        return models.folder_from(_data(doc))
+
+    async def files_in(self, account_id: str, folder_id: str) -> list[models.RemoteFile]:
+        path = f"/v4/accounts/{account_id}/folders/{folder_id}/files"
+        return [models.file_from(f) async for f in self.paginate("files.list", path, page_size=500)]
+
+    async def create_local_upload(
+        self, account_id: str, folder_id: str, name: str, size: int
+    ) -> models.LocalUpload:
+        doc = await self.request(
+            "files.create_local_upload", "POST",
+            f"/v4/accounts/{account_id}/folders/{folder_id}/files/local_upload",
+            json={"data": {"name": name, "file_size": size}}, idempotent=False,
+        )  # fmt: skip
+        return models.local_upload_from(_data(doc))
+
+    async def upload_status(self, account_id: str, file_id: str) -> models.UploadStatus:
+        doc = await self.request(
+            "files.show_file_upload_status", "GET", f"/v4/accounts/{account_id}/files/{file_id}/status"
+        )
+        return models.status_from(_data(doc))
+
+    async def file(self, account_id: str, file_id: str) -> models.RemoteFile:
+        doc = await self.request("files.show", "GET", f"/v4/accounts/{account_id}/files/{file_id}")
+        return models.file_from(_data(doc))
+
+    async def delete_file(self, account_id: str, file_id: str) -> None:
+        """Delete a placeholder; already gone is fine."""
+        with contextlib.suppress(NotFound):
+            await self.request("files.delete", "DELETE", f"/v4/accounts/{account_id}/files/{file_id}")
 
 
 def _data(doc: Any) -> dict[str, Any]:

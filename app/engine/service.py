@@ -1,0 +1,308 @@
+"""EngineService: the one facade the GUI and CLI call, and the stream of typed events they hear.
+
+It owns the watcher, the queue store and the uploader, and decides what runs when: at most
+``max_concurrent_files`` uploads, none while paused or signed out. Every state change is
+persisted by the store before its event is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from app.auth.service import AuthService
+from app.core.errors import PostFlowError, SignedOut
+from app.core.events import (
+    AuthState,
+    AuthStateChanged,
+    EngineStateChanged,
+    EventBus,
+    HealthChanged,
+    JobAdded,
+    JobProgress,
+    JobStateChanged,
+)
+from app.core.jobs import Job, JobState, WatchRoot
+from app.core.settings import Settings
+from app.engine.bandwidth import BandwidthLimiter
+from app.engine.destinations import DestinationResolver
+from app.engine.file_filter import FileFilter
+from app.engine.push_uploader import FileChanged, PushUploader
+from app.engine.queue_store import QueueStore
+from app.engine.watcher import FoundFile, Watcher
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 6
+PROGRESS_EVERY = 0.25  # seconds between progress events of one job
+
+
+class EngineService:
+    def __init__(
+        self, settings: Settings, auth: AuthService, bus: EventBus, roots: Sequence[WatchRoot] = ()
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self._auth = auth
+        self.store = QueueStore(settings.paths.state_db)
+        self._roots: dict[str, WatchRoot] = {r.id: r for r in roots}
+        self._resolver = DestinationResolver(auth.frameio)
+        self._parts_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.part_timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self._uploader = PushUploader(
+            self.store, auth.frameio, self._parts_http, BandwidthLimiter(settings.bandwidth_limit),
+            settings.parts_per_file, self._progress,
+        )  # fmt: skip
+        self._watcher = Watcher(
+            FileFilter.of(settings.extensions, settings.ignore_patterns),
+            settings.stable_seconds, settings.scan_interval, self._found, self._root_health,
+        )  # fmt: skip
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._not_before: dict[int, float] = {}
+        self._last_progress: dict[int, tuple[float, int]] = {}
+        self._sizes: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._keychain_poll: asyncio.Task[None] | None = None
+        self.paused = False
+        self.waiting_for_sign_in = False
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        recovered = await self.store.open()
+        for job in recovered:
+            log.info("%s: resuming after an interruption (%d of %d parts done)", job.rel_path,
+                     len(job.parts_done), len(job.parts))  # fmt: skip
+        if self._auth.provider.tokens is None:
+            await self._auth.provider.load()
+        for root in self._roots.values():
+            self._watcher.add_root(root)
+        await self._watcher.start()
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule(), name="scheduler")
+        self._wake.set()
+        self._announce()
+
+    async def stop(self) -> None:
+        """Stop cleanly: parts in flight are abandoned, finished parts are already recorded."""
+        self._unsubscribe()
+        await self._watcher.stop()
+        for task in (self._scheduler, self._keychain_poll):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for job_id in list(self._running):
+            await self._halt(job_id, JobState.PENDING)
+        await self._parts_http.aclose()
+        await self.store.close()
+
+    # ---- what the GUI and CLI call ----
+    async def jobs(self) -> list[Job]:
+        return await self.store.jobs()
+
+    async def pause_all(self) -> None:
+        self.paused = True
+        for job_id in list(self._running):
+            await self._halt(job_id, JobState.PENDING)
+        self._announce()
+
+    async def resume_all(self) -> None:
+        self.paused = False
+        self._announce()
+        self._wake.set()
+
+    async def pause(self, job_id: int) -> None:
+        await self._halt(job_id, JobState.PAUSED)
+        job = await self.store.get(job_id)
+        if job is not None and job.state is JobState.PENDING:
+            await self._set(job, JobState.PAUSED)
+
+    async def resume(self, job_id: int) -> None:
+        job = await self.store.get(job_id)
+        if job is not None and job.state is JobState.PAUSED:
+            await self._set(job, JobState.PENDING)
+            self._wake.set()
+
+    async def retry(self, job_id: int) -> None:
+        job = await self.store.get(job_id)
+        if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
+            self._not_before.pop(job_id, None)
+            await self._set(job, JobState.PENDING, attempts=0, last_error=None)
+            self._wake.set()
+
+    async def retry_failed(self) -> None:
+        for job in await self.store.jobs([JobState.FAILED]):
+            await self.retry(job.id)
+
+    async def cancel(self, job_id: int) -> None:
+        await self._halt(job_id, JobState.CANCELLED)
+        job = await self.store.get(job_id)
+        if job is None or job.state is JobState.DONE:
+            return
+        if job.remote_file_id:
+            try:
+                await self._auth.frameio.delete_file(await self._account_id(job), job.remote_file_id)
+            except PostFlowError as exc:
+                log.info("%s: could not remove the unfinished upload: %s", job.rel_path, exc.message)
+        await self._set(job, JobState.CANCELLED, remote_file_id=None, parts=(), parts_done=frozenset())
+
+    def add_root(self, root: WatchRoot) -> None:
+        self._roots[root.id] = root
+        self._watcher.add_root(root)
+
+    def remove_root(self, root_id: str) -> None:
+        self._roots.pop(root_id, None)
+        self._watcher.remove_root(root_id)
+
+    async def scan_now(self) -> None:
+        await self._watcher.scan_once()
+
+    # ---- internals ----
+    def _announce(self) -> None:
+        self.bus.publish(EngineStateChanged(True, self.paused, self.waiting_for_sign_in))
+
+    def _on_event(self, event: Any) -> None:
+        if (
+            isinstance(event, AuthStateChanged)
+            and event.state is AuthState.SIGNED_IN
+            and self.waiting_for_sign_in
+        ):
+            log.info("signed in again: uploads resume")
+            self.waiting_for_sign_in = False
+            self._announce()
+            self._wake.set()
+
+    async def _found(self, found: FoundFile) -> None:
+        job = await self.store.add(found.root.id, found.rel_path, found.abs_path, found.size, found.mtime_ns)
+        if job is not None:
+            log.info("%s: queued (%d bytes)", job.rel_path, job.size)
+            self.bus.publish(JobAdded(job.id, job.rel_path, job.root_id, job.size))
+            self._wake.set()
+
+    def _root_health(self, root: WatchRoot, problem: str | None) -> None:
+        self.bus.publish(HealthChanged(f"watch:{root.id}", problem is None, problem))
+
+    def _progress(self, job_id: int, done: int) -> None:
+        now = time.monotonic()
+        last = self._last_progress.get(job_id)
+        if last is not None and now - last[0] < PROGRESS_EVERY:
+            return
+        speed = (done - last[1]) / (now - last[0]) if last is not None and now > last[0] else 0.0
+        self._last_progress[job_id] = (now, done)
+        self.bus.publish(JobProgress(job_id, done, self._sizes.get(job_id, 0), max(0.0, speed)))
+
+    async def _set(self, job: Job, state: JobState, **changes: Any) -> Job:
+        job = await self.store.update(job.id, state, **changes)
+        self.bus.publish(
+            JobStateChanged(job.id, job.rel_path, state.value, job.last_error, job.remote_file_id)
+        )
+        return job
+
+    async def _halt(self, job_id: int, then: JobState) -> None:
+        task = self._running.pop(job_id, None)
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        job = await self.store.get(job_id)
+        if job is not None and job.state is JobState.UPLOADING:
+            await self._set(job, then)
+
+    async def _schedule(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.paused or self.waiting_for_sign_in:
+                continue
+            if self._auth.provider.tokens is None:
+                self._enter_signed_out()
+                continue
+            slots = self.settings.max_concurrent_files - len(self._running)
+            if slots <= 0:
+                continue
+            now = time.monotonic()
+            for job in await self.store.jobs([JobState.PENDING]):
+                if slots <= 0:
+                    break
+                if job.id in self._running or self._not_before.get(job.id, 0) > now:
+                    continue
+                if job.root_id not in self._roots:
+                    continue  # its watch folder was removed: kept, not uploaded
+                slots -= 1
+                self._sizes[job.id] = job.size
+                self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
+
+    def _enter_signed_out(self) -> None:
+        if not self.waiting_for_sign_in:
+            log.warning("signed out: uploads wait until you sign in again; nothing is lost")
+            self.waiting_for_sign_in = True
+            self._announce()
+        if self._keychain_poll is None or self._keychain_poll.done():
+            self._keychain_poll = asyncio.get_running_loop().create_task(self._poll_keychain())
+
+    async def _poll_keychain(self) -> None:
+        """Another process (``postflow login``) may sign in: pick its tokens up."""
+        while self.waiting_for_sign_in:
+            await asyncio.sleep(2.0)
+            try:
+                await self._auth.provider.load()
+            except PostFlowError as exc:
+                log.info("keychain check failed: %s", exc.message)
+
+    async def _account_id(self, job: Job) -> str:
+        root = self._roots.get(job.root_id)
+        tokens = self._auth.provider.tokens
+        account = (root.account_id if root else "") or (tokens.account_id if tokens else "") or ""
+        if not account:
+            account = (await self._auth.frameio.accounts())[0].id
+        return account
+
+    async def _run(self, job: Job) -> None:
+        try:
+            job = await self._set(job, JobState.UPLOADING)
+            log.info("%s: upload started (attempt %d)", job.rel_path, job.attempts + 1)
+            started = time.monotonic()
+            account_id = await self._account_id(job)
+            folder_id = await self._resolver.folder_for(account_id, self._roots[job.root_id], job.rel_dir)
+            job = await self._uploader.upload(job, account_id, folder_id)
+            seconds = max(time.monotonic() - started, 1e-6)
+            await self._set(job, JobState.DONE, last_error=None)
+            log.info("%s: delivered to Frame.io (%d bytes in %.1fs, %.1f MB/s)", job.rel_path, job.size,
+                     seconds, job.size / seconds / 1e6)  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except SignedOut as exc:
+            await self._set(job, JobState.PENDING, last_error=exc.message)
+            self._enter_signed_out()
+        except FileChanged as exc:
+            log.info("%s: %s", job.rel_path, exc.message)
+            await self._set(job, JobState.CANCELLED, last_error=exc.message)
+        except PostFlowError as exc:
+            await self._failed(job, exc)
+        except Exception as exc:  # a bug: say so, keep the job, keep the engine alive
+            log.exception("%s: unexpected error", job.rel_path)
+            await self._set(job, JobState.FAILED, last_error=f"Unexpected error: {exc}")
+        finally:
+            self._running.pop(job.id, None)
+            self._last_progress.pop(job.id, None)
+            self._wake.set()
+
+    async def _failed(self, job: Job, exc: PostFlowError) -> None:
+        attempts = job.attempts + 1
+        if exc.retryable and attempts < MAX_ATTEMPTS:
+            wait = min(300.0, 5.0 * 2 ** (attempts - 1))
+            log.warning("%s: %s (retry %d in %.0fs)", job.rel_path, exc.message, attempts, wait)
+            self._not_before[job.id] = time.monotonic() + wait
+            asyncio.get_running_loop().call_later(wait, self._wake.set)
+            await self._set(job, JobState.PENDING, attempts=attempts, last_error=exc.message)
+            return
+        if not exc.retryable:
+            self._resolver.forget()  # a 404 may mean a folder was deleted: look again next time
+        log.error("%s: %s: %s", job.rel_path, exc.title, exc.message)
+        await self._set(job, JobState.FAILED, attempts=attempts, last_error=f"{exc.title}: {exc.message}")

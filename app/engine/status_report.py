@@ -1,0 +1,43 @@
+"""``postflow status [--json]``: the queue as the state database has it, without changing it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def read_jobs(db_path: Path) -> list[dict[str, Any]]:
+    """Read-only: safe while the engine runs (WAL lets readers in)."""
+    if not db_path.exists():
+        return []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute(
+            "SELECT id, rel_path, abs_path, size, state, attempts, last_error, remote_file_id, bytes_done, "
+            "updated_at FROM jobs ORDER BY id"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+    return [dict(r) for r in rows]
+
+
+def render(jobs: list[dict[str, Any]], as_json: bool) -> str:
+    counts = Counter(j["state"] for j in jobs)
+    if as_json:
+        return json.dumps({"counts": dict(counts), "jobs": jobs}, indent=2)
+    if not jobs:
+        return "The queue is empty."
+    lines = [", ".join(f"{n} {state}" for state, n in sorted(counts.items()))]
+    for j in jobs:
+        if j["state"] == "done":
+            continue
+        pct = f"{100 * j['bytes_done'] // j['size']}%" if j["size"] else ""
+        error = f"  ({j['last_error']})" if j["last_error"] else ""
+        lines.append(f"{j['state']:<10} {pct:>4}  {j['rel_path']}{error}")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Finds finished files under the watched roots.
+
+The periodic scan is the truth (network volumes miss events); watchdog events only make the
+next scan come sooner. Scans walk the disk in a worker thread. A root that cannot be read is a
+health problem, reported once, never a reason to forget or re-upload anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.jobs import WatchRoot
+from app.engine.file_filter import FileFilter
+from app.engine.stability import Observation, StabilityTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    root: WatchRoot
+    rel_path: str
+    abs_path: str
+    size: int
+    mtime_ns: int
+
+
+def scan_root(root: WatchRoot, file_filter: FileFilter) -> list[FoundFile]:
+    """Walk one root (blocking: run it in a thread). Raises OSError if the root is unreadable."""
+    base = Path(root.path)
+    if not base.is_dir():
+        raise FileNotFoundError(f"watched folder {root.path} is not reachable")
+    found: list[FoundFile] = []
+    stack = [base]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if not file_filter.ignores_dir(entry.name):
+                                stack.append(Path(entry.path))
+                        elif entry.is_file(follow_symlinks=False) and file_filter.accepts(entry.name):
+                            st = entry.stat(follow_symlinks=False)
+                            rel = Path(entry.path).relative_to(base).as_posix()
+                            found.append(FoundFile(root, rel, entry.path, st.st_size, st.st_mtime_ns))
+                    except OSError:
+                        continue  # vanished or unreadable mid-scan: the next scan decides
+        except OSError:
+            if current == base:
+                raise
+    return found
+
+
+ReadyCallback = Callable[[FoundFile], Awaitable[None]]
+HealthCallback = Callable[[WatchRoot, str | None], None]
+
+
+class Watcher:
+    def __init__(
+        self,
+        file_filter: FileFilter,
+        stable_seconds: float,
+        scan_interval: float,
+        on_ready: ReadyCallback,
+        on_health: HealthCallback,
+    ) -> None:
+        self._filter = file_filter
+        self._scan_interval = scan_interval
+        self._on_ready = on_ready
+        self._on_health = on_health
+        self._roots: dict[str, WatchRoot] = {}
+        self._trackers: dict[str, StabilityTracker] = {}
+        self._stable_seconds = stable_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._observer: Any = None
+        self._root_problem: dict[str, str | None] = {}
+
+    def add_root(self, root: WatchRoot) -> None:
+        self._roots[root.id] = root
+        self._trackers[root.id] = StabilityTracker(self._stable_seconds)
+        self._schedule_events(root)
+        self.poke()
+
+    def remove_root(self, root_id: str) -> None:
+        self._roots.pop(root_id, None)
+        self._trackers.pop(root_id, None)
+
+    def poke(self) -> None:
+        """Scan soon (a watchdog event, a user action)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._start_observer()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._observer is not None:
+            self._observer.stop()
+            await asyncio.to_thread(self._observer.join, 5)
+
+    async def scan_once(self) -> None:
+        for root in list(self._roots.values()):
+            try:
+                found = await asyncio.to_thread(scan_root, root, self._filter)
+            except OSError as exc:
+                self._report(root, f"{root.path} cannot be read: {exc.strerror or exc}")
+                continue
+            self._report(root, None)
+            tracker = self._trackers.get(root.id)
+            if tracker is None:
+                continue
+            now = time.monotonic()
+            tracker.keep_only({f.rel_path for f in found})
+            for f in found:
+                if tracker.observe(f.rel_path, Observation(f.size, f.mtime_ns), now):
+                    await self._on_ready(f)
+
+    def _report(self, root: WatchRoot, problem: str | None) -> None:
+        if self._root_problem.get(root.id, "") != problem:
+            self._root_problem[root.id] = problem
+            if problem:
+                log.warning("%s", problem)
+            self._on_health(root, problem)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.scan_once()
+            except Exception:
+                log.exception("scan failed")
+            interval = self._scan_interval
+            if any(t.pending() for t in self._trackers.values()):
+                interval = min(interval, max(0.2, self._stable_seconds / 4))  # settle files promptly
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.sleep(0.2)  # a burst of file events makes one scan, not hundreds
+            except TimeoutError:
+                pass
+
+    # ---- watchdog: a hint only ----
+    def _start_observer(self) -> None:
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # pragma: no cover - watchdog is a dependency
+            return
+        loop = asyncio.get_running_loop()
+        watcher = self
+
+        class Hint(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                loop.call_soon_threadsafe(watcher.poke)
+
+        self._hint = Hint()
+        self._observer = Observer()
+        self._observer.daemon = True
+        for root in self._roots.values():
+            self._schedule_events(root)
+        self._observer.start()
+
+    def _schedule_events(self, root: WatchRoot) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer.schedule(self._hint, root.path, recursive=True)
+        except OSError as exc:  # unreachable now; the scan reports it
+            log.info("no file events for %s: %s", root.path, exc)
