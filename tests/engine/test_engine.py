@@ -1,0 +1,181 @@
+"""The engine, in process, against the sandbox: delivery, structure, sign-out, user actions."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_harness import Harness, wait_for, write
+from tests_auth_helpers import LOOPBACK, follow_authorize
+
+from app.core.events import HealthChanged, JobStateChanged
+from app.core.jobs import JobState
+
+
+@pytest.fixture
+async def harness(sandbox: Any, tmp_path: Path) -> AsyncIterator[Harness]:
+    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
+    h = Harness(sandbox, tmp_path / "watch")
+    h.watch.mkdir()
+    yield h
+    await h.close()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_nested_files_land_in_mirrored_folders_once(harness: Harness) -> None:
+    files = {
+        "A001/Day 01/clip_a.mov": os.urandom(700_000),
+        "A001/Day 01/clip_b.mov": os.urandom(1),
+        "A001/Day 02/clip_c.mov": os.urandom(300_000),
+        "top.mp4": os.urandom(5000),
+        "A001/Day 01/ignored.tmp": b"x",
+        "A001/.hidden/clip.mov": b"x",
+    }
+    for rel, data in files.items():
+        write(harness.watch / rel, data)
+    engine = await harness.start()
+    expected = {
+        f"Demo Project/Incoming/{rel}": data
+        for rel, data in files.items()
+        if ".tmp" not in rel and ".hidden" not in rel
+    }
+    await wait_for(lambda: set(harness.delivered()) == set(expected), what="all delivered")
+    delivered = harness.delivered()
+    assert {p: delivered[p]["sha256"] for p in expected} == {p: sha(d) for p, d in expected.items()}
+    assert len(harness.remote_files()) == len(expected)  # nothing twice, no stray placeholder
+    # A restart finds the same files and uploads nothing again.
+    await harness.restart()
+    await engine.scan_now()
+    await asyncio.sleep(1)
+    assert len(harness.remote_files()) == len(expected)
+    assert all(j.state is JobState.DONE for j in await harness.engine.jobs())  # type: ignore[union-attr]
+
+
+async def test_concurrent_jobs_never_create_the_same_folder_twice(harness: Harness) -> None:
+    for i in range(8):
+        write(harness.watch / "New Reel" / "Sub" / f"shot_{i}.mov", os.urandom(1000 + i))
+    await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 8, what="8 delivered")
+    folders = harness.sandbox.control("/_sandbox/folders")["folders"]
+    paths = [f["path"] for f in folders]
+    assert paths.count("Demo Project/Incoming") == 1
+    assert paths.count("Demo Project/Incoming/New Reel") == 1
+    assert paths.count("Demo Project/Incoming/New Reel/Sub") == 1
+
+
+async def test_same_path_with_new_content_is_uploaded_as_a_new_file(harness: Harness) -> None:
+    target = write(harness.watch / "cut.mov", os.urandom(2000))
+    await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 1)
+    new = os.urandom(3000)
+    target.write_bytes(new)
+
+    def versions() -> list[dict[str, Any]]:
+        return [f for f in harness.remote_files() if f["status"] != "created"]
+
+    await wait_for(lambda: len(versions()) == 2, what="second version")
+    shas = {f["sha256"] for f in versions()}
+    assert sha(new) in shas and len(shas) == 2
+
+
+async def test_sign_out_mid_queue_pauses_and_sign_in_resumes(harness: Harness) -> None:
+    harness.env["POSTFLOW_BANDWIDTH_LIMIT"] = str(2_000_000)  # slow enough to sign out mid-way
+    harness.env["POSTFLOW_MAX_CONCURRENT_FILES"] = "1"
+    data = {f"reel_{i}.mov": os.urandom(1_000_000) for i in range(4)}
+    for name, blob in data.items():
+        write(harness.watch / name, blob)
+    engine = await harness.start()
+    await wait_for(
+        lambda: any(isinstance(e, JobStateChanged) and e.state == "uploading" for e in harness.events)
+    )
+    auth = harness.auth
+    assert auth is not None and auth.provider.tokens is not None
+    harness.sandbox.http.post(
+        "/ims/revoke", data={"client_id": "postflow-sandbox", "token": auth.provider.tokens.refresh_token}
+    )
+    harness.sandbox.http.post(
+        "/ims/revoke", data={"client_id": "postflow-sandbox", "token": auth.provider.tokens.access_token}
+    )
+    await auth.provider.adopt(dataclasses.replace(auth.provider.tokens, expires_at=time.time() - 1))
+    await wait_for(lambda: engine.waiting_for_sign_in, what="signed-out state")
+    jobs = await engine.jobs()
+    assert not [j for j in jobs if j.state is JobState.FAILED]
+    assert len(harness.delivered()) < 4
+    await asyncio.sleep(0.5)
+    assert all(j.state is not JobState.UPLOADING for j in await engine.jobs())
+    # Sign in again: everything finishes.
+    flow = auth.new_flow(LOOPBACK)
+    await auth.finish(flow, await follow_authorize(flow.authorize_url))
+    await wait_for(lambda: len(harness.delivered()) == 4, timeout=60, what="all delivered after sign-in")
+    assert {f["sha256"] for f in harness.delivered().values()} == {sha(d) for d in data.values()}
+    assert len(harness.remote_files()) == 4
+
+
+async def test_pause_resume_cancel_and_retry(harness: Harness) -> None:
+    harness.env["POSTFLOW_BANDWIDTH_LIMIT"] = str(1_000_000)
+    harness.env["POSTFLOW_MAX_CONCURRENT_FILES"] = "1"
+    write(harness.watch / "long.mov", os.urandom(3_000_000))
+    write(harness.watch / "short.mov", os.urandom(10_000))
+    engine = await harness.start()
+    await wait_for(
+        lambda: any(isinstance(e, JobStateChanged) and e.state == "uploading" for e in harness.events)
+    )
+    await engine.pause_all()
+    assert all(j.state is not JobState.UPLOADING for j in await engine.jobs())
+    await engine.resume_all()
+    first = await wait_for(lambda: _uploading(engine), what="an upload")
+    await engine.cancel(first.id)
+    cancelled = await engine.store.get(first.id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    await wait_for(lambda: len(harness.delivered()) == 1, what="the other file")
+    assert all(f["status"] != "created" for f in harness.remote_files())  # placeholder removed
+    await engine.retry(first.id)
+    await wait_for(lambda: len(harness.delivered()) == 2, timeout=60, what="retried file")
+
+
+async def _uploading(engine: Any) -> Any:
+    return next((j for j in await engine.jobs() if j.state is JobState.UPLOADING), None)
+
+
+async def test_missing_project_fails_clearly_without_looping(harness: Harness) -> None:
+    write(harness.watch / "clip.mov", b"data")
+    engine = await harness.start(project="No Such Project")
+    job = await wait_for(lambda: _failed(engine), what="failure")
+    assert "No Such Project" in job.last_error and job.attempts == 1
+    await asyncio.sleep(0.5)
+    assert (await engine.store.get(job.id)).attempts == 1  # type: ignore[union-attr]
+
+
+async def _failed(engine: Any) -> Any:
+    return next((j for j in await engine.jobs() if j.state is JobState.FAILED), None)
+
+
+async def test_unreachable_folder_is_a_health_problem_not_a_loss(harness: Harness, tmp_path: Path) -> None:
+    write(harness.watch / "a.mov", os.urandom(100))
+    await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 1)
+    hidden = tmp_path / "unmounted"
+    harness.watch.rename(hidden)
+    await wait_for(
+        lambda: any(isinstance(e, HealthChanged) and not e.ok for e in harness.events), what="health"
+    )
+    hidden.rename(harness.watch)
+    await wait_for(
+        lambda: (
+            isinstance(harness.events[-1], HealthChanged)
+            or any(isinstance(e, HealthChanged) and e.ok for e in harness.events)
+        ),
+        what="healthy again",
+    )
+    await asyncio.sleep(0.5)
+    assert len(harness.remote_files()) == 1  # nothing re-uploaded after the volume came back
