@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -161,7 +162,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("option --watch needs --project NAME (the Frame.io project to upload into)")
     roots = tuple(make_root(str(p), args.project, args.folder or "") for p in args.watch or ())
     _setup_logging(settings, console=True)
-    return asyncio.run(run_headless(settings, roots))
+    # Until the event loop installs its graceful handler, SIGTERM stops like Ctrl+C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return asyncio.run(run_headless(settings, roots))
+    except KeyboardInterrupt:
+        return EXIT_OK  # stopped on request before start-up finished
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,4 +76,96 @@ class Harness:
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    return path
+
+
+class EngineProcess:
+    """``postflow run --headless`` in its own process, as an ingest machine runs it."""
+
+    def __init__(self, sandbox: Any, home: Path, watch: Path, keyring_file: Path, **env: str) -> None:
+        self.log_path = home / "engine.log"
+        self.env = {
+            **os.environ,
+            "POSTFLOW_SANDBOX": "1",
+            "POSTFLOW_SANDBOX_URL": sandbox.url,
+            "POSTFLOW_CONFIG_DIR": str(home / "config"),
+            "POSTFLOW_DATA_DIR": str(home / "data"),
+            "POSTFLOW_STABLE_SECONDS": "1",
+            "POSTFLOW_SCAN_INTERVAL": "0.5",
+            "PYTHONPATH": str(Path(__file__).resolve().parent),
+            "PYTHON_KEYRING_BACKEND": "support_keyrings.JsonFileKeyring",
+            "POSTFLOW_TEST_KEYRING": str(keyring_file),
+            **env,
+        }
+        self.args = [sys.executable, "-m", "app", "run", "--headless", "--watch", str(watch),
+                     "--project", "Demo Project", "--folder", "Incoming"]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def ready(self) -> bool:
+        return self.log().count("PostFlow is running headless") >= self.starts
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def sign_in_into_file_keyring(sandbox: Any, keyring_file: Path) -> None:
+    """Sign in once, tokens written where the engine process will look."""
+    import keyring
+    from support_keyrings import JsonFileKeyring
+
+    previous = keyring.get_keyring()
+    os.environ["POSTFLOW_TEST_KEYRING"] = str(keyring_file)
+    keyring.set_keyring(JsonFileKeyring())
+    try:
+        auth = await signed_in_service(sandbox)
+        await auth.aclose()
+    finally:
+        keyring.set_keyring(previous)
+        del os.environ["POSTFLOW_TEST_KEYRING"]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_random(path: Path, size: int, seed: int) -> Path:
+    """Deterministic bytes, written in slices so a 1 GiB file never sits in memory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    block = rng.randbytes(min(size, 4 * 1024 * 1024)) if size else b""
+    with path.open("wb") as fh:
+        left = size
+        counter = 0
+        while left > 0:
+            piece = block[: min(left, len(block))]
+            fh.write(counter.to_bytes(8, "little") + piece[8:] if len(piece) > 8 else piece)
+            left -= len(piece)
+            counter += 1
     return path

@@ -2,7 +2,8 @@
 
 | failure                         | wait                                  | attempts |
 |---------------------------------|---------------------------------------|----------|
-| 429 rate limited                | Retry-After if given, else 1 s × 2^n  | 8        |
+| 429 rate limited                | Retry-After if given, else 1 s × 2^n, | 8        |
+|                                 | at most 60 s (a leaky bucket drains)  |          |
 | 5xx                             | ≥ 30 s × 2^n with jitter, capped      | 5        |
 | network error / timeout         | 2 s × 2^n with jitter, capped         | 8        |
 | 401, 403, 404, 400, 422         | never (the caller handles or reports) | 1        |
@@ -25,6 +26,7 @@ class Failure(Enum):
 @dataclass(frozen=True)
 class RetryPolicy:
     rate_base: float = 1.0
+    rate_cap: float = 60.0
     server_base: float = 30.0
     network_base: float = 2.0
     cap: float = 300.0
@@ -47,7 +49,7 @@ class RetryPolicy:
             if attempt >= self.rate_attempts:
                 return None
             base = self.rate_base * 2 ** (attempt - 1)
-            return float(min(self.cap, max(base, retry_after or 0.0, 1.0)))
+            return float(min(self.cap, max(min(base, self.rate_cap), retry_after or 0.0, 1.0)))
         if failure is Failure.SERVER:
             if attempt >= self.server_attempts:
                 return None

@@ -83,7 +83,8 @@ def test_retry_policy(
 
 
 def test_retry_policy_is_capped() -> None:
-    assert RetryPolicy().delay(Failure.RATE_LIMITED, 7, None) == 64.0
+    assert RetryPolicy().delay(Failure.RATE_LIMITED, 7, None) == 60.0
+    assert RetryPolicy().delay(Failure.RATE_LIMITED, 7, 90.0) == 90.0  # the server's word wins
     assert RetryPolicy(cap=10).delay(Failure.SERVER, 1) == 10.0
 
 

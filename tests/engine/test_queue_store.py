@@ -28,7 +28,8 @@ async def test_progress_survives_a_crash_and_uploading_goes_back_to_pending(tmp_
     await store.open()
     job = await store.add("r", "a.mov", "/w/a.mov", 30, 1)
     assert job is not None
-    await store.update(job.id, JobState.UPLOADING, remote_file_id="f-1", parts=((10, "u0"), (10, "u1"), (10, "u2")),
+    parts = ((10, "u0"), (10, "u1"), (10, "u2"))
+    await store.update(job.id, JobState.UPLOADING, remote_file_id="f-1", parts=parts,
                        create_started_at=5.0)  # fmt: skip
     await store.mark_part_done(job.id, 1, 10)
     await store.mark_part_done(job.id, 1, 10)  # idempotent
