@@ -51,6 +51,26 @@ def test_sandbox_mode_uses_the_sandbox_client(isolated_env: Path) -> None:
     assert load_settings(environ={"POSTFLOW_SANDBOX": "1"}).effective_client_id == "postflow-sandbox"
 
 
+def test_sandbox_is_the_default_until_an_account_is_configured(isolated_env: Path) -> None:
+    assert load_settings(environ={}).sandbox is True
+    assert load_settings(environ={"POSTFLOW_CLIENT_ID": "abc"}).sandbox is False
+    assert load_settings(environ={"POSTFLOW_SANDBOX": "0"}).sandbox is False  # explicit wins
+
+
+def test_watch_roots_from_the_file(isolated_env: Path) -> None:
+    write_config(
+        isolated_env,
+        '[[watch.roots]]\npath = "/Volumes/fs/Renders"\nproject = "Demo Project"\nfolder = "Incoming/"\n',
+    )
+    env = {"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")}
+    (root,) = load_settings(environ=env).watch_roots
+    assert root.path == "/Volumes/fs/Renders" and root.project == "Demo Project" and root.folder == "Incoming"
+    assert root.id == load_settings(environ=env).watch_roots[0].id  # stable across loads
+    write_config(isolated_env, '[[watch.roots]]\npath = "/x"\n')
+    with pytest.raises(ConfigError, match="watch.roots #1: project"):
+        load_settings(environ=env)
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [

@@ -283,6 +283,8 @@ def load_settings(
             continue
         spec = _SPEC_BY_NAME[name]
         values[name] = _parse(spec, raw, f"option --{name.replace('_', '-')}")
+    if "sandbox" not in values and not values.get("client_id"):
+        values["sandbox"] = True  # no Adobe account configured: the demo sandbox, never a dead end
     return Settings(paths=paths, **values)
 
 
