@@ -167,9 +167,11 @@ def main() -> None:
         print(f"engine peak RSS:   {rss:.0f} MB (target ≤ 150 MB)")
         out = REPO / "bench" / "out"
         out.mkdir(exist_ok=True)
-        (out / f"upload-{args.gib:g}GiB-{args.parts}parts.json").write_text(json.dumps(
-            {"gib": args.gib, "parts": args.parts, "curl_MBps": curl_bps / 1e6, "engine_MBps": engine_bps / 1e6,
-             "ratio": ratio, "peak_rss_MB": rss, "cpus": os.cpu_count()}, indent=2))  # fmt: skip
+        result = {
+            "gib": args.gib, "parts": args.parts, "curl_MBps": curl_bps / 1e6,
+            "engine_MBps": engine_bps / 1e6, "ratio": ratio, "peak_rss_MB": rss, "cpus": os.cpu_count(),
+        }  # fmt: skip
+        (out / f"upload-{args.gib:g}GiB-{args.parts}parts.json").write_text(json.dumps(result, indent=2))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
