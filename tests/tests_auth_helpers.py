@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -14,7 +15,12 @@ LOOPBACK = "http://127.0.0.1:9/callback"
 
 
 def sandbox_settings(sandbox: Any, **env: str) -> Settings:
-    return load_settings(environ={"POSTFLOW_SANDBOX": "1", "POSTFLOW_SANDBOX_URL": sandbox.url, **env})
+    """Settings for the sandbox, inside the test's isolated config and data folders."""
+    isolated = {k: v for k, v in os.environ.items() if k in ("POSTFLOW_CONFIG_DIR", "POSTFLOW_DATA_DIR")}
+    assert len(isolated) == 2, "tests must never touch the user's real PostFlow folders"
+    return load_settings(
+        environ={**isolated, "POSTFLOW_SANDBOX": "1", "POSTFLOW_SANDBOX_URL": sandbox.url, **env}
+    )
 
 
 async def follow_authorize(url: str) -> str:

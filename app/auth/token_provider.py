@@ -42,6 +42,7 @@ class TokenProvider:
         self._tokens: TokenSet | None = None
         self._refresh_task: asyncio.Task[TokenSet] | None = None
         self.refresh_count = 0
+        self._announced = False
 
     @property
     def tokens(self) -> TokenSet | None:
@@ -53,10 +54,12 @@ class TokenProvider:
 
     async def load(self) -> None:
         """Read the keychain (in a thread: it can block on a macOS prompt)."""
+        before = self.state
         self._tokens = await asyncio.to_thread(self._store.load)
         if self._tokens is not None:
             SECRETS.add(self._tokens.access_token, self._tokens.refresh_token)
-        self._announce()
+        if self.state is not before or not self._announced:
+            self._announce()
 
     async def adopt(self, tokens: TokenSet) -> None:
         """A fresh sign-in: keep it and tell everyone."""
@@ -132,6 +135,7 @@ class TokenProvider:
         return fresh
 
     def _announce(self, reason: str | None = None) -> None:
+        self._announced = True
         t = self._tokens
         if t is None:
             self._bus.publish(AuthStateChanged(AuthState.SIGNED_OUT, reason=reason))

@@ -168,9 +168,12 @@ class PushUploader:
                 await self._store.mark_part_done(job.id, index, size)
 
         pending = [i for i in range(len(job.parts)) if i not in job.parts_done]
-        async with asyncio.TaskGroup() as group:
-            for index in pending:
-                group.create_task(one(index))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in pending:
+                    group.create_task(one(index))
+        except BaseExceptionGroup as failures:
+            raise _most_telling(failures) from None
         fresh = await self._store.get(job.id)
         assert fresh is not None
         return fresh
@@ -262,3 +265,22 @@ class PushUploader:
             raise FileChanged(
                 f"{job.name} changed before it was uploaded; the new version is queued instead."
             )
+
+
+def _most_telling(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    """One part's failure stops the others; report the failure that decides what happens next."""
+    leaves: list[BaseException] = []
+
+    def collect(group: BaseExceptionGroup[BaseException]) -> None:
+        for exc in group.exceptions:
+            if isinstance(exc, BaseExceptionGroup):
+                collect(exc)
+            elif not isinstance(exc, asyncio.CancelledError):
+                leaves.append(exc)
+
+    collect(failures)
+    for kind in (FileChanged, PartUrlRejected, UploadFailed, PostFlowError):
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else asyncio.CancelledError()

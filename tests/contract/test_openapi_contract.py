@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from conftest import SPEC_PATH
 from jsonschema import Draft7Validator, FormatChecker
+from support_sandbox import SPEC_PATH
 
 PART_SIZE = 1024
 PAYLOAD = bytes(range(256)) * 10  # 2,560 bytes: three parts of at most PART_SIZE

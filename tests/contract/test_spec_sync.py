@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import SPEC_PATH
+from support_sandbox import SPEC_PATH
 
 from app.sandbox.ratelimit import DOCUMENTED_LIMITS
 from app.sandbox.request_schemas import REQUEST_SCHEMAS

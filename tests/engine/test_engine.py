@@ -179,3 +179,33 @@ async def test_unreachable_folder_is_a_health_problem_not_a_loss(harness: Harnes
     )
     await asyncio.sleep(0.5)
     assert len(harness.remote_files()) == 1  # nothing re-uploaded after the volume came back
+
+
+async def test_expired_part_urls_start_a_fresh_upload_without_leftovers(harness: Harness) -> None:
+    """Storage refuses every part (URLs expired mid-upload): the placeholder is replaced, once."""
+    harness.env["POSTFLOW_BANDWIDTH_LIMIT"] = str(1_000_000)
+    write(harness.watch / "late.mov", os.urandom(2_000_000))
+    engine = await harness.start()
+    await wait_for(
+        lambda: any(isinstance(e, JobStateChanged) and e.state == "uploading" for e in harness.events)
+    )
+    await wait_for(lambda: harness.remote_files(), what="a placeholder")
+    harness.sandbox.control("/_sandbox/clock", {"advance_seconds": 2 * 86400})  # every URL is now expired
+    await wait_for(lambda: len(harness.delivered()) == 1, timeout=60, what="delivered after expiry")
+    assert len(harness.remote_files()) == 1  # the expired placeholder was deleted
+    job = (await engine.jobs())[0]
+    assert job.state is JobState.DONE and job.remote_file_id == harness.remote_files()[0]["id"]
+
+
+async def test_signed_out_engine_does_not_spam_events(harness: Harness) -> None:
+    from app.core.events import AuthStateChanged
+
+    engine = await harness.start()
+    assert harness.auth is not None
+    await harness.auth.sign_out()
+    await wait_for(lambda: engine.waiting_for_sign_in or not harness.auth.provider.tokens, what="signed out")
+    write(harness.watch / "waiting.mov", os.urandom(1000))
+    await wait_for(lambda: engine.waiting_for_sign_in, what="engine waiting")
+    before = sum(isinstance(e, AuthStateChanged) for e in harness.events)
+    await asyncio.sleep(4.5)  # two keychain polls
+    assert sum(isinstance(e, AuthStateChanged) for e in harness.events) == before

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningSandbox
+from support_sandbox import RunningSandbox
 
 from app.sandbox.config import SandboxConfig
 
