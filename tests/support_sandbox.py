@@ -43,6 +43,10 @@ class RunningSandbox:
             await self.server.stop()
 
         self._loop.run_until_complete(main())
+        leftovers = asyncio.all_tasks(self._loop)  # connections still open at shutdown
+        for task in leftovers:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         self._loop.close()
 
     def start(self) -> RunningSandbox:

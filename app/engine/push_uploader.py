@@ -20,6 +20,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import BinaryIO
 
 import httpx
 
@@ -191,10 +192,12 @@ class PushUploader:
         media_type = job.media_type or "application/octet-stream"  # signed into the URL: exact
         for attempt in range(1, PART_ATTEMPTS + 1):
             in_flight[index] = 0
+            # The PUT owns the file handle: httpx may drop the body generator unclosed on cancel.
+            handle = await asyncio.to_thread(open, job.abs_path, "rb")
             try:
                 response = await self._http.put(
                     url,
-                    content=self._read(job, offset, size, lambda n: sent(index, n)),
+                    content=self._read(handle, job, offset, size, lambda n: sent(index, n)),
                     headers={"x-amz-acl": "private", "Content-Type": media_type, "Content-Length": str(size)},
                 )
             except FileChanged:
@@ -210,6 +213,8 @@ class PushUploader:
                     self._check_unchanged(job)
                     raise UploadFailed(f"storage refused part {index + 1}: {response.text[:200]}")
                 problem = f"HTTP {response.status_code}"
+            finally:
+                handle.close()  # read-only: closing never blocks on a flush
             wait = min(60.0, 2 ** (attempt - 1)) * (1 + self._rng.random() / 2)
             log.info("%s: part %d/%d failed (%s), retry %d in %.1fs", job.rel_path, index + 1,
                      len(job.parts), problem, attempt, wait)  # fmt: skip
@@ -217,22 +222,18 @@ class PushUploader:
         raise ServiceUnavailable(f"Upload storage keeps failing for {job.name}; will try again later.")
 
     async def _read(
-        self, job: Job, offset: int, size: int, sent: Callable[[int], None]
+        self, handle: BinaryIO, job: Job, offset: int, size: int, sent: Callable[[int], None]
     ) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(open, job.abs_path, "rb")
-        try:
-            await asyncio.to_thread(handle.seek, offset)
-            remaining = size
-            while remaining > 0:
-                chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
-                if not chunk:
-                    raise FileChanged(f"{job.name} got shorter while it was being uploaded.")
-                remaining -= len(chunk)
-                await self._bandwidth.consume(len(chunk))
-                sent(len(chunk))
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
+        await asyncio.to_thread(handle.seek, offset)
+        remaining = size
+        while remaining > 0:
+            chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+            if not chunk:
+                raise FileChanged(f"{job.name} got shorter while it was being uploaded.")
+            remaining -= len(chunk)
+            await self._bandwidth.consume(len(chunk))
+            sent(len(chunk))
+            yield chunk
 
     # ---- 4. verify ----
     async def _verified(self, job: Job, account_id: str) -> bool:

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from app.sandbox.context import Sandbox, get_sandbox
-from app.sandbox.fault_responses import fault_response
+from app.sandbox.fault_responses import ConnectionDropped, fault_response
 from app.sandbox.model import File
 from app.sandbox.responses import s3_error
 
@@ -200,7 +200,8 @@ async def put_part(request: web.Request) -> web.StreamResponse:
     batch: list[bytes] = []
     batch_bytes = 0
     try:
-        async for chunk in request.content.iter_chunked(CHUNK):
+        chunks = request.content.iter_chunked(CHUNK)
+        async for chunk in chunks:
             received += len(chunk)
             batch.append(chunk)
             batch_bytes += len(chunk)
@@ -219,6 +220,8 @@ async def put_part(request: web.Request) -> web.StreamResponse:
         if not tmp.exists():
             tmp.touch()
         os.replace(tmp, target)
+    except (ConnectionResetError, ClientPayloadError):
+        raise ConnectionDropped from None  # the client went away mid-part: nothing is stored
     finally:
         tmp.unlink(missing_ok=True)
     if f.id not in sb.store.files:  # deleted while we were receiving

@@ -193,8 +193,13 @@ async def test_expired_part_urls_start_a_fresh_upload_without_leftovers(harness:
     harness.sandbox.control("/_sandbox/clock", {"advance_seconds": 2 * 86400})  # every URL is now expired
     await wait_for(lambda: len(harness.delivered()) == 1, timeout=60, what="delivered after expiry")
     assert len(harness.remote_files()) == 1  # the expired placeholder was deleted
-    job = (await engine.jobs())[0]
-    assert job.state is JobState.DONE and job.remote_file_id == harness.remote_files()[0]["id"]
+
+    async def done() -> Any:
+        job = (await engine.jobs())[0]
+        return job if job.state is JobState.DONE else None
+
+    job = await wait_for(done, what="job recorded as done")
+    assert job.remote_file_id == harness.remote_files()[0]["id"]
 
 
 async def test_signed_out_engine_does_not_spam_events(harness: Harness) -> None:
