@@ -91,7 +91,14 @@ class AuthService:
     async def finish(self, flow: SignInFlow, redirect_url: str) -> TokenSet:
         """Exchange the code, keep the tokens, then learn who signed in and which account."""
         tokens = await flow.complete(redirect_url)
-        await self.provider.adopt(tokens)
+        await self.provider.adopt(tokens, announce=False)  # announced once the account is known
+        try:
+            return await self._identify(tokens)
+        except BaseException:
+            await self.provider.sign_out("Sign-in could not be completed.")
+            raise
+
+    async def _identify(self, tokens: TokenSet) -> TokenSet:
         me = await self.frameio.me()
         accounts = await self.frameio.accounts()
         if not accounts:

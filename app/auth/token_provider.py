@@ -16,7 +16,7 @@ from collections.abc import Callable
 from app.auth.ims_client import ImsClient
 from app.auth.token_store import TokenStore
 from app.auth.tokens import TokenSet
-from app.core.errors import ServiceUnavailable, SignedOut
+from app.core.errors import KeychainError, ServiceUnavailable, SignedOut
 from app.core.events import AuthState, AuthStateChanged, EventBus
 from app.core.logging_setup import SECRETS
 
@@ -61,12 +61,13 @@ class TokenProvider:
         if self.state is not before or not self._announced:
             self._announce()
 
-    async def adopt(self, tokens: TokenSet) -> None:
-        """A fresh sign-in: keep it and tell everyone."""
+    async def adopt(self, tokens: TokenSet, *, announce: bool = True) -> None:
+        """A fresh sign-in: keep it and (once its account is known) tell everyone."""
         SECRETS.add(tokens.access_token, tokens.refresh_token)
         await asyncio.to_thread(self._store.save, tokens)
         self._tokens = tokens
-        self._announce()
+        if announce:
+            self._announce()
 
     async def access_token(self) -> str:
         tokens = self._require()
@@ -89,8 +90,15 @@ class TokenProvider:
         return (await self._refresh()).access_token
 
     async def sign_out(self, reason: str | None = None, *, revoke: bool = True) -> None:
+        """Forget locally first (keychain, then any refresh in flight), then revoke remotely:
+        a slow revoke or a refresh finishing late must never bring the session back."""
         tokens = self._tokens
         self._tokens = None
+        refreshing = self._refresh_task
+        if refreshing is not None and not refreshing.done() and refreshing is not asyncio.current_task():
+            refreshing.cancel()
+        await asyncio.to_thread(self._store.clear)
+        self._announce(reason)
         if revoke and tokens is not None:
             for token, kind in (
                 (tokens.access_token, "access_token"),
@@ -99,10 +107,8 @@ class TokenProvider:
                 if token:
                     try:
                         await self._ims.revoke(token, kind)
-                    except Exception as exc:  # best effort: wiping locally matters more
+                    except Exception as exc:  # best effort: the local wipe is what protects the user
                         log.info("could not revoke the %s: %s", kind, exc)
-        await asyncio.to_thread(self._store.clear)
-        self._announce(reason)
 
     # ---- internals ----
     def _require(self) -> TokenSet:
@@ -128,9 +134,15 @@ class TokenProvider:
             raise
         fresh = fresh.with_identity(current.account_id, current.user_name, current.user_email)
         SECRETS.add(fresh.access_token, fresh.refresh_token)
-        await asyncio.to_thread(self._store.save, fresh)  # the rotated refresh token first
-        if self._tokens is current:
-            self._tokens = fresh
+        if self._tokens is not current:  # signed out (or in again) meanwhile: keep out of it
+            raise SignedOut("You signed out while the sign-in was being renewed.")
+        self._tokens = fresh  # in memory first: a keychain hiccup must not lose the rotated token
+        try:
+            await asyncio.to_thread(self._store.save, fresh)
+        except KeychainError as exc:
+            log.warning("the renewed sign-in could not be saved to the keychain: %s", exc.message)
+        if self._tokens is not fresh:  # signed out during the save: undo it
+            await asyncio.to_thread(self._store.clear)
         log.info("access token refreshed")
         return fresh
 

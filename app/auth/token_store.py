@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from typing import Any
 
 import keyring
@@ -37,6 +38,7 @@ class TokenStore:
     def __init__(self, service: str = "PostFlow", backend: KeyringBackend | None = None) -> None:
         self.service = service
         self._backend = backend
+        self._lock = threading.Lock()  # one writer at a time within this process
 
     @property
     def backend(self) -> KeyringBackend:
@@ -59,11 +61,13 @@ class TokenStore:
 
     def _delete(self, key: str) -> None:
         try:
-            self._call("remove", self.backend.delete_password, self.service, key)
-        except KeychainError:
-            raise
-        except Exception:  # PasswordDeleteError and friends: already gone is fine
-            pass
+            self.backend.delete_password(self.service, key)
+        except keyring.errors.PasswordDeleteError:
+            pass  # already gone (another process signed out too): fine
+        except keyring.errors.NoKeyringError:
+            raise KeychainError(NO_KEYCHAIN_HELP) from None
+        except keyring.errors.KeyringError as exc:
+            raise KeychainError(f"The keychain refused to remove PostFlow's sign-in: {exc}") from None
 
     def _pointer(self) -> dict[str, Any] | None:
         raw = self._get(POINTER)
@@ -90,6 +94,10 @@ class TokenStore:
             return None
 
     def save(self, tokens: TokenSet) -> None:
+        with self._lock:
+            self._save(tokens)
+
+    def _save(self, tokens: TokenSet) -> None:
         text = tokens.to_json()
         old = self._pointer()
         gen = secrets.token_hex(4)
@@ -101,6 +109,10 @@ class TokenStore:
             self._remove_generation(old)
 
     def clear(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         old = self._pointer()
         self._delete(POINTER)
         if old is not None:

@@ -4,11 +4,16 @@
    ``create_started_at``; right after, the file id and part URLs. If the answer was lost (or we
    crashed in between), placeholders of this name and size still in ``created`` are deleted
    before creating again, so Frame.io never keeps a duplicate.
-2. Parts: PUT in parallel (``parts_per_file``), each streamed from disk in 1 MiB chunks (never a
+2. Resume: a job that already has a placeholder first asks Frame.io how far it got: a file whose
+   last part landed before a crash is verified, not sent again; a placeholder that is gone or
+   failed is replaced.
+3. Parts: PUT in parallel (``parts_per_file``), each streamed from disk in 1 MiB chunks (never a
    whole part in memory) with the two signed headers and no Authorization. Each finished part is
    persisted, so a restart sends only what is missing. Part failures are retried with backoff.
-3. Expired URLs (or a 403 from storage): delete the placeholder and start again.
-4. Verify: poll the status until ``upload_complete`` and check the size Frame.io reports.
+   A file rewritten during the upload is caught (size and mtime of the open handle) and its
+   placeholder deleted: the new version is uploaded as its own job.
+4. Expired URLs (or a 403/404 from storage): delete the placeholder and start again.
+5. Verify: poll the status until ``upload_complete`` and check the size Frame.io reports.
    ``upload_failed``: delete the placeholder and upload as a new file.
 """
 
@@ -30,7 +35,8 @@ from app.engine.bandwidth import BandwidthLimiter
 from app.engine.part_urls import earliest_expiry
 from app.engine.queue_store import QueueStore
 from app.frameio.client import FrameioClient
-from app.frameio.errors import OutcomeUnknown
+from app.frameio.errors import NotFound, OutcomeUnknown
+from app.frameio.models import UploadStatus
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -44,8 +50,15 @@ class FileChanged(PostFlowError):
     title = "File changed"
 
 
+class SourceUnavailable(PostFlowError):
+    """The watched volume is not reachable: wait for it, never give up on the file."""
+
+    title = "Watched folder unreachable"
+    retryable = True
+
+
 class PartUrlRejected(PostFlowError):
-    """Storage refused the presigned URL (expired or not signed for us): start a new upload."""
+    """Storage refused the presigned URL (expired, not ours, or already complete)."""
 
     title = "Upload link refused"
     retryable = True
@@ -76,26 +89,50 @@ class PushUploader:
         self._parts_per_file = parts_per_file
         self._on_progress = on_progress
         self._rng = random.Random()
+        self.outcome_wait = 30.0  # after an unconfirmed create: a 5xx asks for ≥ 30 s (BRIEF §3)
 
     async def upload(self, job: Job, account_id: str, folder_id: str) -> Job:
-        self._check_unchanged(job)
-        for _ in range(MAX_RECREATES):
+        await check_source_async(job)
+        check_remote = job.remote_file_id is not None  # resuming: Frame.io may already have it all
+        start_over = False
+        for _ in range(MAX_RECREATES + 1):
             job = await self._ensure_placeholder(job, account_id, folder_id)
-            if job.urls_expire_at is not None and job.urls_expire_at - EXPIRY_MARGIN < time.time():
-                log.info("%s: upload links expired, starting the upload again", job.rel_path)
+            if check_remote:
+                check_remote = False
+                status = await self._remote_status(job, account_id)
+                if status is not None and status.complete and await self._verified(job, account_id):
+                    return job
+                start_over = start_over or status is None or status.failed
+            expiring = job.urls_expire_at is not None and job.urls_expire_at - EXPIRY_MARGIN < time.time()
+            if start_over or expiring:
+                why = "upload links expired" if expiring else "the unfinished upload cannot be continued"
+                log.info("%s: %s; starting the upload again", job.rel_path, why)
                 job = await self._discard(job, account_id)
+                start_over = False
                 continue
             try:
                 job = await self._send_parts(job)
+                await check_source_async(job)
             except PartUrlRejected as exc:
-                log.info("%s: %s; starting the upload again", job.rel_path, exc.message)
-                job = await self._discard(job, account_id)
+                log.info("%s: %s", job.rel_path, exc.message)
+                check_remote = start_over = True  # complete already (a lost answer)? else anew
                 continue
+            except FileChanged:
+                await self._discard(job, account_id)
+                raise
             if await self._verified(job, account_id):
                 return job
             log.warning("%s: Frame.io could not assemble the upload; uploading it again", job.rel_path)
-            job = await self._discard(job, account_id)
+            start_over = True
         raise UploadFailed(f"Frame.io did not accept {job.name} after {MAX_RECREATES} tries.")
+
+    async def _remote_status(self, job: Job, account_id: str) -> UploadStatus | None:
+        """What Frame.io knows of our placeholder; None if it is gone."""
+        assert job.remote_file_id is not None
+        try:
+            return await self._client.upload_status(account_id, job.remote_file_id)
+        except NotFound:
+            return None
 
     # ---- 1. placeholder ----
     async def _ensure_placeholder(self, job: Job, account_id: str, folder_id: str) -> Job:
@@ -106,7 +143,9 @@ class PushUploader:
         job = await self._store.update(job.id, create_started_at=time.time())
         try:
             upload = await self._client.create_local_upload(account_id, folder_id, job.name, job.size)
-        except OutcomeUnknown:
+        except OutcomeUnknown as exc:
+            log.info("%s: %s; checking before creating again", job.rel_path, exc.message)
+            await asyncio.sleep(self.outcome_wait)
             await self._remove_lost_placeholders(job, account_id, folder_id)
             upload = await self._client.create_local_upload(account_id, folder_id, job.name, job.size)
         parts = tuple((p.size, p.url) for p in upload.parts)
@@ -140,7 +179,7 @@ class PushUploader:
             urls_expire_at=None, create_started_at=None,
         )  # fmt: skip
 
-    # ---- 2. parts ----
+    # ---- 3. parts ----
     async def _send_parts(self, job: Job) -> Job:
         offsets = []
         offset = 0
@@ -169,12 +208,19 @@ class PushUploader:
                 await self._store.mark_part_done(job.id, index, size)
 
         pending = [i for i in range(len(job.parts)) if i not in job.parts_done]
+        # Plain tasks, not a TaskGroup: on 3.11 a failing child leaves the parent's cancel
+        # count raised, which would make a part's failure look like a user's cancel.
+        tasks = [asyncio.ensure_future(one(index)) for index in pending]
         try:
-            async with asyncio.TaskGroup() as group:
-                for index in pending:
-                    group.create_task(one(index))
-        except BaseExceptionGroup as failures:
-            raise _most_telling(failures) from None
+            if tasks:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+        if failures:
+            raise _most_telling([f for f in failures if f is not None])
         fresh = await self._store.get(job.id)
         assert fresh is not None
         return fresh
@@ -190,31 +236,38 @@ class PushUploader:
         in_flight: dict[int, int],
     ) -> None:
         media_type = job.media_type or "application/octet-stream"  # signed into the URL: exact
+        headers = {"x-amz-acl": "private", "Content-Type": media_type, "Content-Length": str(size)}
         for attempt in range(1, PART_ATTEMPTS + 1):
             in_flight[index] = 0
             # The PUT owns the file handle: httpx may drop the body generator unclosed on cancel.
-            handle = await asyncio.to_thread(open, job.abs_path, "rb")
             try:
-                response = await self._http.put(
-                    url,
-                    content=self._read(handle, job, offset, size, lambda n: sent(index, n)),
-                    headers={"x-amz-acl": "private", "Content-Type": media_type, "Content-Length": str(size)},
-                )
-            except FileChanged:
+                handle = await _open_for_reading(job.abs_path)
+            except FileNotFoundError:
+                await check_source_async(job)
+                raise
+            except OSError as exc:
+                raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+            try:
+                body = self._read(handle, job, offset, size, lambda n: sent(index, n))
+                response = await self._http.put(url, content=body, headers=headers)
+            except (FileChanged, SourceUnavailable):
                 raise
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
             else:
                 if response.status_code < 300:
+                    st = await asyncio.to_thread(os.fstat, handle.fileno())
+                    if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+                        raise FileChanged(f"{job.name} changed while it was being uploaded.")
                     return
-                if response.status_code == 403:
-                    raise PartUrlRejected(f"storage refused part {index + 1} (HTTP 403)")
+                if response.status_code in (403, 404):
+                    raise PartUrlRejected(f"storage refused part {index + 1} (HTTP {response.status_code})")
                 if response.status_code in (400, 411):
-                    self._check_unchanged(job)
+                    await check_source_async(job)
                     raise UploadFailed(f"storage refused part {index + 1}: {response.text[:200]}")
                 problem = f"HTTP {response.status_code}"
             finally:
-                handle.close()  # read-only: closing never blocks on a flush
+                handle.close()  # read-only: closing never waits on a flush
             wait = min(60.0, 2 ** (attempt - 1)) * (1 + self._rng.random() / 2)
             log.info("%s: part %d/%d failed (%s), retry %d in %.1fs", job.rel_path, index + 1,
                      len(job.parts), problem, attempt, wait)  # fmt: skip
@@ -224,18 +277,21 @@ class PushUploader:
     async def _read(
         self, handle: BinaryIO, job: Job, offset: int, size: int, sent: Callable[[int], None]
     ) -> AsyncIterator[bytes]:
-        await asyncio.to_thread(handle.seek, offset)
-        remaining = size
-        while remaining > 0:
-            chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
-            if not chunk:
-                raise FileChanged(f"{job.name} got shorter while it was being uploaded.")
-            remaining -= len(chunk)
-            await self._bandwidth.consume(len(chunk))
-            sent(len(chunk))
-            yield chunk
+        try:
+            await asyncio.to_thread(handle.seek, offset)
+            remaining = size
+            while remaining > 0:
+                chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+                if not chunk:
+                    raise FileChanged(f"{job.name} got shorter while it was being uploaded.")
+                remaining -= len(chunk)
+                await self._bandwidth.consume(len(chunk))
+                sent(len(chunk))
+                yield chunk
+        except OSError as exc:  # the volume went away mid-read
+            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
 
-    # ---- 4. verify ----
+    # ---- 5. verify ----
     async def _verified(self, job: Job, account_id: str) -> bool:
         assert job.remote_file_id is not None
         delay = 0.25
@@ -256,32 +312,61 @@ class PushUploader:
             delay = min(delay * 2, 5.0)
         raise ServiceUnavailable(f"Frame.io has not finished processing {job.name} after 30 minutes.")
 
-    @staticmethod
-    def _check_unchanged(job: Job) -> None:
-        try:
-            st = os.stat(job.abs_path)
-        except FileNotFoundError:
-            raise FileChanged(f"{job.name} was moved or deleted before it was uploaded.") from None
-        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
-            raise FileChanged(
-                f"{job.name} changed before it was uploaded; the new version is queued instead."
-            )
+
+def _open_rb(path: str) -> BinaryIO:
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller, even when cancelled
 
 
-def _most_telling(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+async def _open_for_reading(path: str) -> BinaryIO:
+    """Open in a worker thread; if we are cancelled meanwhile, the handle is still closed."""
+    opening: asyncio.Future[BinaryIO] = asyncio.get_running_loop().run_in_executor(None, _open_rb, path)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+
+        def close_late(done: asyncio.Future[BinaryIO]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+
+        opening.add_done_callback(close_late)
+        raise
+
+
+async def check_source_async(job: Job) -> None:
+    await asyncio.to_thread(check_source, job)
+
+
+def check_source(job: Job) -> None:
+    """Blocking (run it in a thread): is the file still the version this job is about?
+
+    A missing file under an unreachable watch folder (an unmounted volume) is "unavailable":
+    wait for it. A missing file under a reachable watch folder was moved or deleted."""
+    try:
+        st = os.stat(job.abs_path)
+    except FileNotFoundError:
+        if not _root_reachable(job):
+            raise SourceUnavailable(f"{job.abs_path} cannot be reached right now.") from None
+        raise FileChanged(f"{job.name} was moved or deleted before it was uploaded.") from None
+    except OSError as exc:
+        raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+    if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+        raise FileChanged(f"{job.name} changed before it was uploaded; the new version is queued instead.")
+
+
+def _root_reachable(job: Job) -> bool:
+    root = job.abs_path[: len(job.abs_path) - len(job.rel_path)] or "."
+    try:
+        with os.scandir(root) as entries:
+            next(entries, None)
+        return True
+    except OSError:
+        return False
+
+
+def _most_telling(failures: list[BaseException]) -> BaseException:
     """One part's failure stops the others; report the failure that decides what happens next."""
-    leaves: list[BaseException] = []
-
-    def collect(group: BaseExceptionGroup[BaseException]) -> None:
-        for exc in group.exceptions:
-            if isinstance(exc, BaseExceptionGroup):
-                collect(exc)
-            elif not isinstance(exc, asyncio.CancelledError):
-                leaves.append(exc)
-
-    collect(failures)
-    for kind in (FileChanged, PartUrlRejected, UploadFailed, PostFlowError):
-        for exc in leaves:
+    for kind in (FileChanged, SourceUnavailable, PartUrlRejected, UploadFailed, PostFlowError):
+        for exc in failures:
             if isinstance(exc, kind):
                 return exc
-    return leaves[0] if leaves else asyncio.CancelledError()
+    return failures[0]

@@ -110,7 +110,7 @@ class QueueStore:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=FULL")  # a power cut must not undo "create started"
             db.execute("PRAGMA busy_timeout=5000")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
@@ -146,7 +146,7 @@ class QueueStore:
                 self._db = None
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, True)
 
     # ---- queries ----
     async def add(self, root_id: str, rel_path: str, abs_path: str, size: int, mtime_ns: int) -> Job | None:
@@ -200,22 +200,37 @@ class QueueStore:
 
     async def update(self, job_id: int, state: JobState | None = None, **changes: Any) -> Job:
         """Persist a transition and/or progress; returns the job as stored."""
+        job = await self.transition(job_id, state, None, **changes)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        return job
+
+    async def transition(
+        self, job_id: int, state: JobState | None, expect: Iterable[JobState] | None, **changes: Any
+    ) -> Job | None:
+        """Compare-and-set: apply only if the job is in one of ``expect`` (None: any state).
+        Returns the stored job, or None when the job was not in an expected state."""
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
+        wanted = None if expect is None else [s.value for s in expect]
 
-        def write(db: sqlite3.Connection) -> Job:
+        def write(db: sqlite3.Connection) -> Job | None:
             cols = dict(changes)
             if state is not None:
                 cols["state"] = state.value
             cols["updated_at"] = time.time()
             assignments = ", ".join(f"{name} = ?" for name in cols)
             values = [_encode(name, value) for name, value in cols.items()]
-            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*values, job_id))
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no job {job_id}")
-            return _row_to_job(row)
+            where = "id = ?"
+            args: list[object] = [job_id]
+            if wanted is not None:
+                where += f" AND state IN ({','.join('?' * len(wanted))})"
+                args += wanted
+            cur = db.execute(f"UPDATE jobs SET {assignments} WHERE {where}", (*values, *args))
+            if cur.rowcount == 0:
+                return None
+            return _row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
         return await self._run(write)
 

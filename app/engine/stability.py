@@ -26,14 +26,17 @@ class StabilityTracker:
         self._seen: dict[str, _Seen] = {}
 
     def observe(self, key: str, observation: Observation, now: float) -> bool:
-        """Record a sighting; True once, when this version of the file becomes ready."""
+        """Record a sighting; True while this version is ready and not yet queued."""
         seen = self._seen.get(key)
         if seen is None or seen.observation != observation:
             seen = self._seen[key] = _Seen(observation, now)
-        if seen.fired or observation.size <= 0 or now - seen.since < self.window:
-            return False
-        seen.fired = True
-        return True
+        return not seen.fired and observation.size > 0 and now - seen.since >= self.window
+
+    def mark_queued(self, key: str) -> None:
+        """The ready version is safely in the queue: stop offering it."""
+        seen = self._seen.get(key)
+        if seen is not None:
+            seen.fired = True
 
     def forget(self, key: str) -> None:
         self._seen.pop(key, None)
@@ -45,5 +48,5 @@ class StabilityTracker:
                 del self._seen[key]
 
     def pending(self) -> int:
-        """Files still settling (seen, not yet ready)."""
+        """Files still settling (seen, not yet queued)."""
         return sum(1 for s in self._seen.values() if not s.fired)

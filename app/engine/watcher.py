@@ -100,7 +100,7 @@ class Watcher:
         self._wake.set()
 
     async def start(self) -> None:
-        self._start_observer()
+        await self._start_observer()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="watcher")
 
     async def stop(self) -> None:
@@ -126,7 +126,11 @@ class Watcher:
             tracker.keep_only({f.rel_path for f in found})
             for f in found:
                 if tracker.observe(f.rel_path, Observation(f.size, f.mtime_ns), now):
-                    await self._on_ready(f)
+                    await self._on_ready(f)  # raises if it could not be queued: offered again
+                    tracker.mark_queued(f.rel_path)
+
+    def settling(self) -> int:
+        return sum(t.pending() for t in self._trackers.values())
 
     def _report(self, root: WatchRoot, problem: str | None) -> None:
         if self._root_problem.get(root.id, "") != problem:
@@ -152,12 +156,10 @@ class Watcher:
                 pass
 
     # ---- watchdog: a hint only ----
-    def _start_observer(self) -> None:
-        try:
-            from watchdog.events import FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover - watchdog is a dependency
-            return
+    async def _start_observer(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
         loop = asyncio.get_running_loop()
         watcher = self
 
@@ -166,16 +168,24 @@ class Watcher:
                 loop.call_soon_threadsafe(watcher.poke)
 
         self._hint = Hint()
-        self._observer = Observer()
-        self._observer.daemon = True
-        for root in self._roots.values():
-            self._schedule_events(root)
-        self._observer.start()
+        observer = Observer()
+        observer.daemon = True
+
+        def setup() -> None:  # recursive watches on a big filespace take a while: not on the loop
+            for root in list(self._roots.values()):
+                self._schedule_on(observer, root)
+            observer.start()
+
+        await asyncio.to_thread(setup)
+        self._observer = observer
 
     def _schedule_events(self, root: WatchRoot) -> None:
-        if self._observer is None:
-            return
+        """A root added while running: its watch is set up in a worker thread."""
+        if self._observer is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._schedule_on, self._observer, root)
+
+    def _schedule_on(self, observer: Any, root: WatchRoot) -> None:
         try:
-            self._observer.schedule(self._hint, root.path, recursive=True)
+            observer.schedule(self._hint, root.path, recursive=True)
         except OSError as exc:  # unreachable now; the scan reports it
             log.info("no file events for %s: %s", root.path, exc)

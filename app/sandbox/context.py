@@ -38,6 +38,7 @@ class Sandbox:
         self.ims = ImsCounters()
         self.issue_refresh_tokens = True
         self.retry_after_header = False
+        self.fail_next_uploads = 0  # the next N complete local uploads end in upload_failed
         self.stats: Counter[str] = Counter()
         self.discord_messages: list[dict[str, Any]] = []
         self.discord_windows: dict[str, list[float]] = {}

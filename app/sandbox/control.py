@@ -131,6 +131,7 @@ def _settings(sb: Any) -> dict[str, Any]:
         "part_url_lifetime": sb.config.part_url_lifetime,
         "stall_seconds": sb.config.stall_seconds,
         "transcode_delay": sb.config.transcode_delay,
+        "fail_next_uploads": sb.fail_next_uploads,
     }
 
 
@@ -146,6 +147,8 @@ async def set_settings(request: web.Request) -> web.Response:
         elif key == "rate_limit_scale":
             sb.limiter.scale = float(value)
             sb.limiter.reset()
+        elif key == "fail_next_uploads":
+            sb.fail_next_uploads = int(value)
         elif key == "part_size":
             sb.config.part_size = int(value)
         elif key in ("access_token_lifetime", "refresh_token_lifetime", "part_url_lifetime",

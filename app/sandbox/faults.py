@@ -2,7 +2,9 @@
 
 Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``discord``.
 Kinds: ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall`` (no answer for
-``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON).
+``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON), ``lost`` (the
+request is carried out, then the connection drops before the answer: a lost response).
+``only`` limits a scope's faults to one operation id (e.g. ``files.create_local_upload``).
 A seeded RNG keeps a run reproducible.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCOPES = ("parts", "api", "ims", "discord")
-KINDS = ("500", "503", "429", "reset", "stall", "garbage")
+KINDS = ("500", "503", "429", "reset", "stall", "garbage", "lost")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class ScopeFaults:
     kinds: list[str] = field(default_factory=lambda: ["500"])
     burst: int = 0  # the next N requests fail regardless of rate
     burst_kind: str = "429"
+    only: str = ""  # an operation id: faults hit only that operation
 
 
 class FaultInjector:
@@ -52,8 +55,10 @@ class FaultInjector:
     def clear(self) -> None:
         self.scopes = {s: ScopeFaults() for s in SCOPES}
 
-    def pick(self, scope: str) -> str | None:
+    def pick(self, scope: str, operation: str = "") -> str | None:
         faults = self.scopes[scope]
+        if faults.only and faults.only != operation:
+            return None
         kind: str | None = None
         if faults.burst > 0:
             faults.burst -= 1

@@ -9,7 +9,7 @@ from functools import wraps
 from aiohttp import web
 
 from app.sandbox.context import Sandbox, get_sandbox
-from app.sandbox.fault_responses import fault_response
+from app.sandbox.fault_responses import drop_connection, fault_response
 from app.sandbox.model import Account, File, Folder, User
 from app.sandbox.responses import ApiError, error_response
 
@@ -50,8 +50,8 @@ def operation(name: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
         async def run(request: web.Request) -> web.Response:
             sb = get_sandbox(request)
             sb.stats[name] += 1
-            kind = sb.faults.pick("api")
-            if kind is not None:
+            kind = sb.faults.pick("api", name)
+            if kind is not None and kind != "lost":
                 return await fault_response(sb, request, "api", kind, operation=name)
             user = sb.user_for_access_token(request)
             if user is None:
@@ -69,6 +69,8 @@ def operation(name: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             except ApiError as err:
                 return error_response(err, headers)
             response.headers.update(headers)
+            if kind == "lost":  # done, but the answer never arrives
+                await drop_connection(request)
             return response
 
         return run

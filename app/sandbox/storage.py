@@ -176,12 +176,17 @@ async def put_part(request: web.Request) -> web.StreamResponse:
         )  # fmt: skip
     if _expired(sb, amz_date, expires):
         return s3_error(403, "AccessDenied", "Request has expired")
+    if "Authorization" in request.headers:
+        return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
+                        "query parameter, Signature query string parameter or the Authorization header "
+                        "should be specified")  # fmt: skip
     f = sb.store.files.get(request.match_info["file_id"])
     try:
         index = int(request.match_info["part"])
     except ValueError:
         index = -1
-    if f is None or not 0 <= index < len(f.part_sizes):
+    if f is None or not 0 <= index < len(f.part_sizes) or f.status != "created" or f.upload_failed:
+        # Unknown, or already assembled (S3 forgets a multipart upload once it is complete).
         return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
     if request.content_length is None:
         return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
@@ -233,7 +238,12 @@ async def put_part(request: web.Request) -> web.StreamResponse:
     etag = f'"{tag}"'
     await _advance_hash(sb, f)
     if len(f.parts_received) == len(f.part_sizes) and f.status == "created" and f.sha256:
-        mark_uploaded(sb, f)
+        if sb.fail_next_uploads > 0:  # Frame.io could not assemble it
+            sb.fail_next_uploads -= 1
+            f.upload_failed = True
+            sb.store.changed()
+        else:
+            mark_uploaded(sb, f)
     return web.Response(status=200, headers={"ETag": etag})
 
 

@@ -104,3 +104,11 @@ def test_encrypted_file_backend_round_trip(tmp_path: Path) -> None:
 def test_repr_never_shows_tokens() -> None:
     text = repr(tokens())
     assert "aaaa" not in text and "rrrr" not in text
+
+
+def test_clearing_twice_is_fine(test_keyring: MemoryKeyring) -> None:
+    first, second = TokenStore("PostFlow", test_keyring), TokenStore("PostFlow", test_keyring)
+    first.save(tokens())
+    first.clear()
+    second.clear()  # another process already signed out: not an error
+    assert test_keyring.entries == {}

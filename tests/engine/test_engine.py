@@ -54,9 +54,9 @@ async def test_nested_files_land_in_mirrored_folders_once(harness: Harness) -> N
     assert {p: delivered[p]["sha256"] for p in expected} == {p: sha(d) for p, d in expected.items()}
     assert len(harness.remote_files()) == len(expected)  # nothing twice, no stray placeholder
     # A restart finds the same files and uploads nothing again.
-    await harness.restart()
+    engine = await harness.restart()
+    await wait_for(lambda: engine.settling() == 0 and harness.events, what="files seen again and settled")
     await engine.scan_now()
-    await asyncio.sleep(1)
     assert len(harness.remote_files()) == len(expected)
     assert all(j.state is JobState.DONE for j in await harness.engine.jobs())  # type: ignore[union-attr]
 
@@ -111,8 +111,11 @@ async def test_sign_out_mid_queue_pauses_and_sign_in_resumes(harness: Harness) -
     jobs = await engine.jobs()
     assert not [j for j in jobs if j.state is JobState.FAILED]
     assert len(harness.delivered()) < 4
-    await asyncio.sleep(0.5)
-    assert all(j.state is not JobState.UPLOADING for j in await engine.jobs())
+
+    async def nothing_uploading() -> bool:
+        return all(j.state is not JobState.UPLOADING for j in await engine.jobs())
+
+    await wait_for(nothing_uploading, what="uploads paused")
     # Sign in again: everything finishes.
     flow = auth.new_flow(LOOPBACK)
     await auth.finish(flow, await follow_authorize(flow.authorize_url))
@@ -131,9 +134,10 @@ async def test_pause_resume_cancel_and_retry(harness: Harness) -> None:
         lambda: any(isinstance(e, JobStateChanged) and e.state == "uploading" for e in harness.events)
     )
     await engine.pause_all()
-    assert all(j.state is not JobState.UPLOADING for j in await engine.jobs())
+    states = [(j.rel_path, j.state) for j in await engine.jobs()]
+    assert all(state is not JobState.UPLOADING for _, state in states), states
     await engine.resume_all()
-    first = await wait_for(lambda: _uploading(engine), what="an upload")
+    first = await wait_for(lambda: _uploading(engine, "long.mov"), what="the long upload")
     await engine.cancel(first.id)
     cancelled = await engine.store.get(first.id)
     assert cancelled is not None and cancelled.state is JobState.CANCELLED
@@ -143,8 +147,10 @@ async def test_pause_resume_cancel_and_retry(harness: Harness) -> None:
     await wait_for(lambda: len(harness.delivered()) == 2, timeout=60, what="retried file")
 
 
-async def _uploading(engine: Any) -> Any:
-    return next((j for j in await engine.jobs() if j.state is JobState.UPLOADING), None)
+async def _uploading(engine: Any, name: str) -> Any:
+    return next(
+        (j for j in await engine.jobs() if j.state is JobState.UPLOADING and j.rel_path == name), None
+    )
 
 
 async def test_missing_project_fails_clearly_without_looping(harness: Harness) -> None:
@@ -152,7 +158,8 @@ async def test_missing_project_fails_clearly_without_looping(harness: Harness) -
     engine = await harness.start(project="No Such Project")
     job = await wait_for(lambda: _failed(engine), what="failure")
     assert "No Such Project" in job.last_error and job.attempts == 1
-    await asyncio.sleep(0.5)
+    await engine.scan_now()
+    await engine.scan_now()
     assert (await engine.store.get(job.id)).attempts == 1  # type: ignore[union-attr]
 
 
@@ -162,22 +169,26 @@ async def _failed(engine: Any) -> Any:
 
 async def test_unreachable_folder_is_a_health_problem_not_a_loss(harness: Harness, tmp_path: Path) -> None:
     write(harness.watch / "a.mov", os.urandom(100))
-    await harness.start()
+    engine = await harness.start()
     await wait_for(lambda: len(harness.delivered()) == 1)
     hidden = tmp_path / "unmounted"
     harness.watch.rename(hidden)
-    await wait_for(
-        lambda: any(isinstance(e, HealthChanged) and not e.ok for e in harness.events), what="health"
-    )
-    hidden.rename(harness.watch)
-    await wait_for(
+    down = await wait_for(
         lambda: (
-            isinstance(harness.events[-1], HealthChanged)
-            or any(isinstance(e, HealthChanged) and e.ok for e in harness.events)
+            next((i for i, e in enumerate(harness.events) if isinstance(e, HealthChanged) and not e.ok), None)
+            is not None
         ),
-        what="healthy again",
+        what="health problem",
     )
-    await asyncio.sleep(0.5)
+    assert down
+    problem_at = next(i for i, e in enumerate(harness.events) if isinstance(e, HealthChanged) and not e.ok)
+    assert "cannot be read" in (harness.events[problem_at].message or "")
+    hidden.rename(harness.watch)
+    await wait_for(lambda: any(isinstance(e, HealthChanged) and e.ok for e in harness.events[problem_at:]),
+                   what="healthy again")  # fmt: skip
+    await engine.scan_now()
+    await wait_for(lambda: engine.settling() == 0, what="settled")
+    await engine.scan_now()
     assert len(harness.remote_files()) == 1  # nothing re-uploaded after the volume came back
 
 
@@ -214,3 +225,102 @@ async def test_signed_out_engine_does_not_spam_events(harness: Harness) -> None:
     before = sum(isinstance(e, AuthStateChanged) for e in harness.events)
     await asyncio.sleep(4.5)  # two keychain polls
     assert sum(isinstance(e, AuthStateChanged) for e in harness.events) == before
+
+
+async def test_offline_volume_keeps_queued_jobs_waiting_not_cancelled(
+    harness: Harness, tmp_path: Path
+) -> None:
+    engine = await harness.start()
+    await engine.pause_all()
+    data = {f"clip_{i}.mov": os.urandom(2000 + i) for i in range(3)}
+    for name, blob in data.items():
+        write(harness.watch / name, blob)
+    await wait_for(lambda: _count(engine, JobState.PENDING, 3), what="3 queued")
+    unmounted = tmp_path / "unmounted"
+    harness.watch.rename(unmounted)  # the LucidLink mount drops
+    await engine.resume_all()
+    await wait_for(
+        lambda: all(
+            e.error and "cannot be reached" in e.error
+            for e in harness.events
+            if isinstance(e, JobStateChanged) and e.state == "pending" and e.error
+        ),
+        what="waiting jobs",
+    )
+    await wait_for(
+        lambda: (
+            sum(
+                1
+                for e in harness.events
+                if isinstance(e, JobStateChanged) and e.error and "cannot be reached" in e.error
+            )
+            >= 1
+        ),
+        what="a job waiting for the volume",
+    )
+    jobs = await engine.jobs()
+    assert not [j for j in jobs if j.state in (JobState.CANCELLED, JobState.FAILED)]
+    unmounted.rename(harness.watch)  # back
+    await wait_for(lambda: len(harness.delivered()) == 3, timeout=60, what="delivered after remount")
+    assert {f["sha256"] for f in harness.delivered().values()} == {sha(d) for d in data.values()}
+
+
+async def _count(engine: Any, state: JobState, n: int) -> bool:
+    return sum(1 for j in await engine.jobs() if j.state is state) == n
+
+
+async def test_a_file_rewritten_during_its_upload_is_never_delivered_mixed(harness: Harness) -> None:
+    harness.env["POSTFLOW_BANDWIDTH_LIMIT"] = str(1_000_000)
+    target = write(harness.watch / "SHOW_SC010_v003.mov", os.urandom(3_000_000))
+    engine = await harness.start()
+    await wait_for(
+        lambda: any(isinstance(e, JobStateChanged) and e.state == "uploading" for e in harness.events)
+    )
+    await wait_for(lambda: harness.remote_files(), what="placeholder")
+    new = os.urandom(3_000_000)  # same size, new content: a re-export over the old file
+    target.write_bytes(new)
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    await wait_for(lambda: len(harness.delivered()) == 1, timeout=60, what="the new version delivered")
+    await wait_for(lambda: _count(engine, JobState.DONE, 1))
+    remote = harness.remote_files()
+    assert [f["sha256"] for f in remote] == [sha(new)]  # the half-sent old version was deleted
+    states = sorted(j.state.value for j in await engine.jobs())
+    assert states == ["cancelled", "done"]
+
+
+async def test_a_second_engine_on_the_same_folder_refuses_to_start(harness: Harness) -> None:
+    from tests_auth_helpers import sandbox_settings
+
+    from app.core.settings import make_root
+    from app.engine.instance_lock import AlreadyRunning
+    from app.engine.service import EngineService
+
+    first = await harness.start()
+    assert harness.auth is not None
+    second = EngineService(sandbox_settings(harness.sandbox, **harness.env), harness.auth, harness.bus,
+                           [make_root(str(harness.watch), "Demo Project")])  # fmt: skip
+    with pytest.raises(AlreadyRunning) as info:
+        await second.start()
+    assert "already uploading" in info.value.message
+    assert first.store is not None
+
+
+async def test_a_lost_create_answer_leaves_no_duplicate(harness: Harness) -> None:
+    harness.sandbox.control(
+        "/_sandbox/faults", {"api": {"burst": 1, "burst_kind": "lost", "only": "files.create_local_upload"}}
+    )
+    write(harness.watch / "once.mov", os.urandom(600_000))
+    engine = await harness.start()
+    engine._uploader.outcome_wait = 0.2  # the real wait is 30 s
+    await wait_for(lambda: _count(engine, JobState.DONE, 1), timeout=60, what="delivered")
+    assert len(harness.remote_files()) == 1 and harness.remote_files()[0]["status"] != "created"
+    assert harness.sandbox.control("/_sandbox/faults")["injected"]["api"] == 1
+
+
+async def test_a_failed_assembly_is_uploaded_again_as_a_new_file(harness: Harness) -> None:
+    harness.sandbox.control("/_sandbox/settings", {"fail_next_uploads": 1})
+    data = os.urandom(700_000)
+    write(harness.watch / "retry_me.mov", data)
+    engine = await harness.start()
+    await wait_for(lambda: _count(engine, JobState.DONE, 1), timeout=60, what="delivered")
+    assert [f["sha256"] for f in harness.remote_files()] == [sha(data)]  # the failed one was deleted

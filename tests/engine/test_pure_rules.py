@@ -49,6 +49,17 @@ def test_stability_needs_an_unchanged_window_and_content() -> None:
     ]
     for now, obs, ready in seq:
         assert t.observe("a.mov", obs, now) is ready, (now, obs)
+        if ready:
+            t.mark_queued("a.mov")
+
+
+def test_a_ready_file_is_offered_again_until_it_is_queued() -> None:
+    t = StabilityTracker(window=1)
+    t.observe("a", Observation(5, 1), 0)
+    assert t.observe("a", Observation(5, 1), 2) is True
+    assert t.observe("a", Observation(5, 1), 3) is True  # queueing failed: still offered
+    t.mark_queued("a")
+    assert t.observe("a", Observation(5, 1), 4) is False and t.pending() == 0
 
 
 def test_stability_forgets_vanished_files() -> None:

@@ -177,3 +177,14 @@ def _demo(sb: RunningSandbox, headers: dict[str, str], account: str) -> str:
     ws = sb.http.get(f"/v4/accounts/{account}/workspaces", headers=headers).json()["data"][0]["id"]
     projects = sb.http.get(f"/v4/accounts/{account}/workspaces/{ws}/projects", headers=headers).json()
     return str(projects["data"][0]["id"])
+
+
+def test_lost_answer_fault_does_the_work_then_drops(sandbox: RunningSandbox, api: httpx.Client) -> None:
+    account = api.get("/v4/accounts").json()["data"][0]["id"]
+    root = sandbox.sandbox.store.projects[next(iter(sandbox.sandbox.store.projects))].root_folder_id
+    sandbox.control("/_sandbox/faults", {"api": {"burst": 1, "burst_kind": "lost", "only": "folders.create"}})
+    assert api.get("/v4/me").status_code == 200  # other operations are untouched
+    with pytest.raises(httpx.TransportError):
+        api.post(f"/v4/accounts/{account}/folders/{root}/folders", json={"data": {"name": "Ghost"}})
+    names = [f["name"] for f in sandbox.control("/_sandbox/folders")["folders"]]
+    assert names.count("Ghost") == 1  # it happened, even though nobody heard back

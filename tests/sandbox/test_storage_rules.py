@@ -151,3 +151,38 @@ def test_all_parts_in_any_order_make_the_file_uploaded_then_transcoded(
 def test_no_authorization_needed_on_part_urls_and_api_needs_it(upload: dict[str, Any], sandbox: Any) -> None:
     r = httpx.get(f"{sandbox.url}/v4/me")
     assert r.status_code == 401 and r.json()["errors"][0]["detail"]
+
+
+def test_an_authorization_header_on_storage_is_refused(upload: dict[str, Any]) -> None:
+    f = upload["file"]
+    headers = _headers(f["media_type"], Authorization="Bearer leaked-token")
+    r = httpx.put(f["upload_urls"][0]["url"], content=upload["bytes"][:PART], headers=headers)
+    assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text
+
+
+def _put_all(f: dict[str, Any], data: bytes) -> list[int]:
+    codes, offset = [], 0
+    for u in f["upload_urls"]:
+        body = data[offset : offset + u["size"]]
+        codes.append(httpx.put(u["url"], content=body, headers=_headers(f["media_type"])).status_code)
+        offset += u["size"]
+    return codes
+
+
+def test_a_part_sent_again_after_completion_is_unknown_like_s3(
+    api: httpx.Client, seed_ids: dict[str, str], upload: dict[str, Any]
+) -> None:
+    f, data = upload["file"], upload["bytes"]
+    assert _put_all(f, data) == [200, 200, 200]
+    _wait_status(api, seed_ids["account"], f["id"], "transcoded")
+    again = httpx.put(f["upload_urls"][0]["url"], content=data[:PART], headers=_headers(f["media_type"]))
+    assert again.status_code == 404 and "NoSuchUpload" in again.text
+
+
+def test_an_upload_can_be_made_to_fail(
+    sandbox: Any, api: httpx.Client, seed_ids: dict[str, str], upload: dict[str, Any]
+) -> None:
+    sandbox.control("/_sandbox/settings", {"fail_next_uploads": 1})
+    assert _put_all(upload["file"], upload["bytes"]) == [200, 200, 200]
+    status = api.get(f"/v4/accounts/{seed_ids['account']}/files/{upload['file']['id']}/status").json()["data"]
+    assert status["upload_failed"] is True and status["upload_complete"] is False
