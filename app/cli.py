@@ -125,7 +125,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"Frame.io API: {settings.api_url}")
     print(f"Adobe IMS   : {settings.ims_url}")
     print(f"client id   : {settings.effective_client_id or '(not set: set auth.client_id)'}")
+    print(f"signed in   : {_who(settings)}")
     return EXIT_OK
+
+
+def _who(settings: Any) -> str:
+    """Who is signed in, from the keychain (no network): name, email and account."""
+    from app.auth.token_store import TokenStore
+
+    service = "PostFlow Sandbox" if settings.sandbox else "PostFlow"
+    try:
+        tokens = TokenStore(service).load()
+    except PostFlowError as exc:
+        return f"unknown ({exc.message})"
+    if tokens is None:
+        return "no (run `postflow login`)"
+    return f"{tokens.user_name} <{tokens.user_email}>, account {tokens.account_id}"
 
 
 def _setup_logging(settings: Any, console: bool) -> None:

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QUrl, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+_PROFILE: QWebEngineProfile | None = None
+
+
+def _sign_in_profile() -> QWebEngineProfile:
+    """One off-the-record profile (nothing kept on disk) living as long as the application.
+
+    A profile must outlive every page using it; one owned by each window can be destroyed
+    before its page, which Chromium punishes with a crash later on."""
+    global _PROFILE
+    if _PROFILE is None:
+        _PROFILE = QWebEngineProfile(QCoreApplication.instance())
+    return _PROFILE
 
 
 class _RedirectCatchingPage(QWebEnginePage):
@@ -41,9 +54,8 @@ class SignInWindow(QWidget):
         self.setWindowTitle("Sign in with Adobe — PostFlow")
         self.resize(520, 720)
         self._done = False
-        self._profile = QWebEngineProfile(self)  # off the record: nothing kept on disk
         self._view = QWebEngineView(self)
-        self._page = _RedirectCatchingPage(self._profile, is_redirect, self)
+        self._page = _RedirectCatchingPage(_sign_in_profile(), is_redirect, self)
         self._view.setPage(self._page)
         self._status = QLabel("Loading Adobe sign-in…", self)
         layout = QVBoxLayout(self)

@@ -50,6 +50,10 @@ def test_login_prints_a_url_and_the_listener_takes_one_request(sandbox: Any, tmp
     assert "Signed in as Sandbox Editor <editor@sandbox.postflow.invalid>" in out
     stored = json.loads((tmp_path / "keyring.json").read_text())
     assert any(key.startswith("PostFlow Sandbox/") for key in stored)
+    doctor = subprocess.run(
+        [sys.executable, "-m", "app", "doctor"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "signed in   : Sandbox Editor <editor@sandbox.postflow.invalid>, account " in doctor.stdout
 
     logout = subprocess.run(
         [sys.executable, "-m", "app", "logout"], capture_output=True, text=True, env=env, timeout=60
