@@ -56,3 +56,11 @@ def test_rate_limits_match_the_spec(spec: dict[str, Any]) -> None:
         assert m is not None, op_id
         unit = 1000 if m.group(3) == "second" else 60_000
         assert (calls, window_ms) == (int(m.group(1)), round(float(m.group(2)) * unit)), op_id
+
+
+def test_client_pacing_uses_the_documented_limits() -> None:
+    """The client keeps its own copy (it must not import the emulator); both follow the spec."""
+    from app.frameio.rate_limiter import DOCUMENTED
+
+    for op_id, (calls, window_s) in DOCUMENTED.items():
+        assert DOCUMENTED_LIMITS[op_id] == (calls, round(window_s * 1000)), op_id
