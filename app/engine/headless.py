@@ -42,7 +42,13 @@ async def run_headless(settings: Settings, roots: tuple[WatchRoot, ...]) -> int:
         settings = replace(settings, sandbox_url=await sandbox.start())
         log.info("demo mode: built-in sandbox at %s", settings.sandbox_url)
     bus = EventBus()
-    auth = AuthService(settings, bus)
+    store = None
+    if sandbox is not None:  # demo tokens open nothing real: memory, so any machine can run it
+        from app.auth.memory_keyring import MemoryKeyring
+        from app.auth.token_store import TokenStore
+
+        store = TokenStore("PostFlow Sandbox", MemoryKeyring())
+    auth = AuthService(settings, bus, store)
     engine = EngineService(settings, auth, bus, roots or settings.watch_roots)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -85,7 +85,7 @@ async def test_end_to_end_fifty_files_growing_and_empty(sandbox: Any, engine_hom
         expected = expected_from_disk(watch)
         assert len(expected) == 52
         await wait_for(lambda: done_count(sandbox) >= 52, timeout=420, what="52 files delivered")
-        await asyncio.sleep(3)  # time for a duplicate to show up, if one were coming
+        assert engine.stop() == 0, engine.log()[-3000:]  # stopped: no late duplicate can appear
         check_exactly_once(sandbox, expected)
         grown = [f for f in sandbox.files() if f["name"] == "render_in_progress.mov"]
         assert len(grown) == 1 and grown[0]["file_size"] == growing.stat().st_size
@@ -115,6 +115,7 @@ async def test_kill_nine_five_times_still_exactly_once(sandbox: Any, engine_home
         await wait_for(lambda: done_count(sandbox) >= len(expected), timeout=300, what="all delivered")
         await wait_for(lambda: not [f for f in sandbox.files() if f["status"] == "created"], timeout=30,
                        what="no placeholder left")  # fmt: skip
+        assert engine.stop() == 0, engine.log()[-3000:]
         check_exactly_once(sandbox, expected)
     finally:
         assert engine.stop() == 0, engine.log()[-3000:]
@@ -140,7 +141,7 @@ async def test_faults_are_survived_with_backoff(sandbox: Any, engine_home: Path)
     engine.start()
     try:
         await wait_for(lambda: done_count(sandbox) >= 30, timeout=400, what="30 files delivered")
-        await asyncio.sleep(2)
+        assert engine.stop() == 0, engine.log()[-3000:]  # stopped: no late duplicate can appear
         check_exactly_once(sandbox, expected)
     finally:
         assert engine.stop() == 0, engine.log()[-3000:]
