@@ -14,30 +14,26 @@ from pathlib import Path
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
+from app.auth.memory_keyring import MemoryKeyring as AppMemoryKeyring
+
 WINDOWS_MAX_CHARS = 2560 // 2
 
 
-class MemoryKeyring(KeyringBackend):
+class MemoryKeyring(AppMemoryKeyring):
+    """The app's in-memory keyring, with Windows' per-entry cap and a write counter."""
+
     priority = 1  # type: ignore[assignment]
 
     def __init__(self, max_chars: int = WINDOWS_MAX_CHARS) -> None:
         super().__init__()
         self.max_chars = max_chars
-        self.entries: dict[tuple[str, str], str] = {}
         self.writes = 0
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
         if len(password) > self.max_chars:
             raise PasswordSetError(f"entry of {len(password)} characters is over the limit")
         self.writes += 1
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise PasswordDeleteError("not found")
+        super().set_password(service, username, password)
 
 
 class JsonFileKeyring(KeyringBackend):
