@@ -131,11 +131,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _who(settings: Any) -> str:
     """Who is signed in, from the keychain (no network): name, email and account."""
+    from app.auth.service import keychain_service
     from app.auth.token_store import TokenStore
 
-    service = "PostFlow Sandbox" if settings.sandbox else "PostFlow"
     try:
-        tokens = TokenStore(service).load()
+        tokens = TokenStore(keychain_service(settings)).load()
     except PostFlowError as exc:
         return f"unknown ({exc.message})"
     if tokens is None:

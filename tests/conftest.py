@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,7 +79,3 @@ def seed_ids(api: httpx.Client) -> dict[str, str]:
         "project": demo["id"],
         "root": demo["root_folder_id"],
     }
-
-
-def python_exe() -> str:
-    return sys.executable

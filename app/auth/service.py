@@ -32,6 +32,11 @@ class Endpoints:
     sandbox: bool
 
 
+def keychain_service(settings: Settings) -> str:
+    """Sandbox tokens are kept apart from real ones, so a demo never overwrites a sign-in."""
+    return "PostFlow Sandbox" if settings.sandbox else "PostFlow"
+
+
 def endpoints_for(settings: Settings) -> Endpoints:
     """Where to sign in and upload. Sandbox mode points both services at the sandbox."""
     if settings.sandbox:
@@ -42,14 +47,19 @@ def endpoints_for(settings: Settings) -> Endpoints:
             )
         url = settings.sandbox_url.rstrip("/")
         client = settings.client_id or SANDBOX_CLIENT_ID
-        return Endpoints(url, url, client, settings.redirect_uri, "PostFlow Sandbox", True)
+        return Endpoints(url, url, client, settings.redirect_uri, keychain_service(settings), True)
     if not settings.client_id:
         raise ConfigError(
             "No Adobe client id is set: set auth.client_id in config.toml or POSTFLOW_CLIENT_ID "
             "(from the Adobe Developer Console), or try PostFlow with --sandbox."
         )
     return Endpoints(
-        settings.api_url, settings.ims_url, settings.client_id, settings.redirect_uri, "PostFlow", False
+        settings.api_url,
+        settings.ims_url,
+        settings.client_id,
+        settings.redirect_uri,
+        keychain_service(settings),
+        False,
     )
 
 

@@ -45,9 +45,10 @@ async def run_headless(settings: Settings, roots: tuple[WatchRoot, ...]) -> int:
     store = None
     if sandbox is not None:  # demo tokens open nothing real: memory, so any machine can run it
         from app.auth.memory_keyring import MemoryKeyring
+        from app.auth.service import keychain_service
         from app.auth.token_store import TokenStore
 
-        store = TokenStore("PostFlow Sandbox", MemoryKeyring())
+        store = TokenStore(keychain_service(settings), MemoryKeyring())
     auth = AuthService(settings, bus, store)
     engine = EngineService(settings, auth, bus, roots or settings.watch_roots)
     stop = asyncio.Event()

@@ -166,16 +166,6 @@ class QueueStore:
 
         return await self._run(insert)
 
-    async def known(self, root_id: str, rel_path: str, size: int, mtime_ns: int) -> bool:
-        def find(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "SELECT 1 FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ?",
-                (root_id, rel_path, size, mtime_ns),
-            ).fetchone()
-            return row is not None
-
-        return await self._run(find)
-
     async def get(self, job_id: int) -> Job | None:
         def fetch(db: sqlite3.Connection) -> Job | None:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

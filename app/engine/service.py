@@ -72,7 +72,6 @@ class EngineService:
         self._running_jobs: dict[int, Job] = {}
         self._not_before: dict[int, float] = {}
         self._last_progress: dict[int, tuple[float, int]] = {}
-        self._sizes: dict[int, int] = {}
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._keychain_poll: asyncio.Task[None] | None = None
@@ -201,7 +200,9 @@ class EngineService:
             return
         speed = (done - last[1]) / (now - last[0]) if last is not None and now > last[0] else 0.0
         self._last_progress[job_id] = (now, done)
-        self.bus.publish(JobProgress(job_id, done, self._sizes.get(job_id, 0), max(0.0, speed)))
+        running = self._running_jobs.get(job_id)
+        size = running.size if running is not None else 0
+        self.bus.publish(JobProgress(job_id, done, size, max(0.0, speed)))
 
     def _publish(self, job: Job) -> None:
         self.bus.publish(
@@ -260,7 +261,6 @@ class EngineService:
                 continue  # root removed (kept, not uploaded), or another version still running
             slots -= 1
             busy_paths.add((job.root_id, job.rel_path))
-            self._sizes[job.id] = job.size
             self._running_jobs[job.id] = job
             task = asyncio.get_running_loop().create_task(self._run(job))
             self._running[job.id] = task

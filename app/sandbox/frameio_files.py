@@ -149,6 +149,3 @@ async def create_comment(request: web.Request, ctx: OpContext) -> web.Response:
     ctx.sb.store.comments[c.id] = c
     ctx.sb.store.changed()
     return json_response({"data": serialize.comment(c)}, 201)
-
-
-__all__ = ["routes", "paginate"]
