@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +26,7 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def test_sdk_lists_creates_uploads_and_reads_status(sandbox: Any, tmp_path: Any, http: httpx.Client) -> None:
+def test_sdk_lists_creates_uploads_and_reads_status(sandbox: Any, tmp_path: Path, http: httpx.Client) -> None:
     client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
     me = client.users.show()
     assert me.data.email
@@ -52,15 +55,44 @@ def test_sdk_lists_creates_uploads_and_reads_status(sandbox: Any, tmp_path: Any,
     status = client.files.show_file_upload_status(account_id, upload.id).data
     assert status.upload_complete is False and status.upload_failed is False
 
-    source = tmp_path / "clip.mov"
+    _upload_with_sdk(client, account_id, upload, payload, tmp_path)
+    assert client.files.show(account_id, upload.id).data.status in ("uploaded", "transcoded")
+
+
+def _upload_with_sdk(client: Frameio, account_id: str, upload: Any, payload: bytes, tmp_path: Path) -> None:
+    """The SDK's own uploader (parallel parts, its own chunking), then wait for completion."""
+    source = tmp_path / upload.name
     source.write_bytes(payload)
     with source.open("rb") as fh:
-        FrameioUploader(upload, fh).upload()
+        FrameioUploader(upload, fh, max_retries=1).upload()
     deadline = time.monotonic() + 10
     while not client.files.show_file_upload_status(account_id, upload.id).data.upload_complete:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert client.files.show(account_id, upload.id).data.status in ("uploaded", "transcoded")
+
+
+@pytest.mark.parametrize("keep_bytes", [True, False])
+def test_sdk_uploads_a_multi_part_file(
+    sandbox: Any, tmp_path: Path, http: httpx.Client, seed_ids: dict[str, str], keep_bytes: bool
+) -> None:
+    """The SDK cuts ceil(size / len(upload_urls)) bytes per URL; the sandbox must hand out that split."""
+    part_size = 40_000
+    sandbox.control("/_sandbox/settings", {"part_size": part_size, "keep_bytes": keep_bytes})
+    payload = os.urandom(4 * part_size - 36_543)  # four parts, the size no multiple of anything round
+    client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
+    upload = client.files.create_local_upload(
+        seed_ids["account"],
+        seed_ids["root"],
+        data=FileCreateLocalUploadParamsData(name="multi.mov", file_size=len(payload)),
+    ).data
+    sizes = [u.size for u in upload.upload_urls or []]
+    assert len(sizes) == 4 and sum(sizes) == len(payload) and len(payload) % part_size
+    assert sizes[:-1] == [math.ceil(len(payload) / 4)] * 3
+
+    _upload_with_sdk(client, seed_ids["account"], upload, payload, tmp_path)
+    info = next(f for f in sandbox.files() if f["id"] == upload.id)
+    assert info["parts_received"] == 4 and info["status"] in ("uploaded", "transcoded")
+    assert info["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
 def test_sdk_sees_errors_as_documented(sandbox: Any, http: httpx.Client) -> None:

@@ -41,8 +41,14 @@ def default_clients() -> dict[str, ClientRegistration]:
 
 @dataclass
 class SandboxConfig:
+    """How a sandbox starts; ``/_sandbox/settings`` changes some fields while it runs."""
+
     host: str = "127.0.0.1"
+    #: 0 asks the OS for a free port (or the remembered one, with ``reuse_port``).
     port: int = 0
+    #: Remember the bound port in ``state_dir/address.json`` and try it first next time, so a
+    #: demo keeps one base URL across restarts (tokens and settings that name it stay valid).
+    reuse_port: bool = False
     state_dir: Path | None = None
     access_token_lifetime: float = 86400.0
     refresh_token_lifetime: float = 14 * 86400.0
@@ -55,5 +61,11 @@ class SandboxConfig:
     remote_upload_max: int = 50 * 1000**3
     stall_seconds: float = 60.0
     seed: int = 0
+    #: Store uploaded bytes under ``state_dir/blobs``. Off, parts are still checked and hashed,
+    #: but nothing is kept: a demo that uploads real media does not fill the disk twice.
+    keep_bytes: bool = True
+    #: Seconds a new folder or file stays out of folder listings (GET by id sees it at once),
+    #: as on the real service, whose listings can lag behind creates.
+    listing_lag: float = 0.0
     initial_faults: dict[str, Any] | None = None
     clients: dict[str, ClientRegistration] = field(default_factory=default_clients)

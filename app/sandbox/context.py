@@ -16,6 +16,7 @@ from app.sandbox.clock import Clock
 from app.sandbox.config import SandboxConfig
 from app.sandbox.faults import FaultInjector
 from app.sandbox.model import IssuedToken, SandboxStore, User
+from app.sandbox.part_hashing import PartHasher
 from app.sandbox.ratelimit import RateLimiter
 
 
@@ -43,7 +44,7 @@ class Sandbox:
         self.discord_messages: list[dict[str, Any]] = []
         self.discord_windows: dict[str, list[float]] = {}
         self.background: set[asyncio.Task[Any]] = set()
-        self.hashes: dict[str, Any] = {}  # file id -> running sha256 of received parts
+        self.hashes: dict[str, PartHasher] = {}  # file id -> running sha256 of received parts
         self.base_url = ""
         key_file = config.state_dir / "signing.key"
         if not key_file.exists():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aiohttp import web
 
+from app.sandbox import settings
 from app.sandbox.context import get_sandbox
 from app.sandbox.responses import json_response
 from app.sandbox.storage import delete_blobs
@@ -22,6 +24,14 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise web.HTTPBadRequest(text="expected a JSON object")
     return doc
+
+
+def _seconds(doc: dict[str, Any], key: str) -> float:
+    """A number of seconds from a control request, or 400 (not a traceback) naming the key."""
+    value = doc[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise web.HTTPBadRequest(text=f"{key!r} must be a number of seconds, got {value!r}")
+    return float(value)
 
 
 @routes.get("/_sandbox/health")
@@ -48,6 +58,7 @@ async def files(request: web.Request) -> web.Response:
             "parts_received": len(f.parts_received),
             "upload_failed": f.upload_failed,
             "source": f.source,
+            "keep_bytes": f.keep_bytes,
         }
         for f in sb.store.files.values()
     ]
@@ -107,56 +118,28 @@ async def set_clock(request: web.Request) -> web.Response:
     sb = get_sandbox(request)
     doc = await _json(request)
     if "offset_seconds" in doc:
-        sb.clock.offset = float(doc["offset_seconds"])
+        sb.clock.offset = _seconds(doc, "offset_seconds")
     if "advance_seconds" in doc:
-        sb.clock.offset += float(doc["advance_seconds"])
+        sb.clock.offset += _seconds(doc, "advance_seconds")
     sb.store.changed()
     return json_response({"offset_seconds": sb.clock.offset, "now": sb.clock.iso()})
 
 
 @routes.get("/_sandbox/settings")
 async def get_settings(request: web.Request) -> web.Response:
-    sb = get_sandbox(request)
-    return json_response(_settings(sb))
-
-
-def _settings(sb: Any) -> dict[str, Any]:
-    return {
-        "access_token_lifetime": sb.config.access_token_lifetime,
-        "refresh_token_lifetime": sb.config.refresh_token_lifetime,
-        "issue_refresh_tokens": sb.issue_refresh_tokens,
-        "rate_limit_scale": sb.limiter.scale,
-        "retry_after_header": sb.retry_after_header,
-        "part_size": sb.config.part_size,
-        "part_url_lifetime": sb.config.part_url_lifetime,
-        "stall_seconds": sb.config.stall_seconds,
-        "transcode_delay": sb.config.transcode_delay,
-        "fail_next_uploads": sb.fail_next_uploads,
-    }
+    return json_response(settings.describe(get_sandbox(request)))
 
 
 @routes.post("/_sandbox/settings")
 async def set_settings(request: web.Request) -> web.Response:
     sb = get_sandbox(request)
     doc = await _json(request)
-    for key, value in doc.items():
-        if key == "issue_refresh_tokens":
-            sb.issue_refresh_tokens = bool(value)
-        elif key == "retry_after_header":
-            sb.retry_after_header = bool(value)
-        elif key == "rate_limit_scale":
-            sb.limiter.scale = float(value)
-            sb.limiter.reset()
-        elif key == "fail_next_uploads":
-            sb.fail_next_uploads = int(value)
-        elif key == "part_size":
-            sb.config.part_size = int(value)
-        elif key in ("access_token_lifetime", "refresh_token_lifetime", "part_url_lifetime",
-                     "stall_seconds", "transcode_delay"):  # fmt: skip
-            setattr(sb.config, key, float(value))
-        else:
-            raise web.HTTPBadRequest(text=f"unknown setting {key!r}")
-    return json_response(_settings(sb))
+    try:
+        values = settings.parse(doc)
+    except settings.SettingError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    settings.apply(sb, values)
+    return json_response(settings.describe(sb))
 
 
 @routes.post("/_sandbox/token")
@@ -166,9 +149,8 @@ async def mint(request: web.Request) -> web.Response:
     doc = await _json(request)
     client_id = str(doc.get("client_id", "postflow-sandbox"))
     user = sb.default_user()
-    access = sb.mint_token(
-        "access", client_id, user, float(doc.get("lifetime", sb.config.access_token_lifetime))
-    )
+    lifetime = _seconds(doc, "lifetime") if "lifetime" in doc else sb.config.access_token_lifetime
+    access = sb.mint_token("access", client_id, user, lifetime)
     refresh = sb.mint_token("refresh", client_id, user, sb.config.refresh_token_lifetime)
     return json_response(
         {"access_token": access.token, "refresh_token": refresh.token,

@@ -29,7 +29,7 @@ def _new_file(ctx: OpContext, parent_id: str, project_id: str, name: str, size: 
     f = File(
         id=new_id(), account_id=ctx.sb.store.folders[parent_id].account_id, project_id=project_id,
         parent_id=parent_id, name=name, file_size=size, media_type=media_type_for(name),
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, keep_bytes=ctx.sb.config.keep_bytes,
     )  # fmt: skip
     ctx.sb.store.files[f.id] = f
     ctx.sb.store.changed()
@@ -41,7 +41,7 @@ def _new_file(ctx: OpContext, parent_id: str, project_id: str, name: str, size: 
 async def list_files(request: web.Request, ctx: OpContext) -> web.Response:
     folder = ctx.folder(request)
     inc = includes(request, MEDIA_INCLUDES)
-    items = [a for a in ctx.sb.store.children(folder.id) if isinstance(a, File)]
+    items = [a for a in ctx.sb.store.children(folder.id, ctx.sb.config.listing_lag) if isinstance(a, File)]
     page, extra = paginate(request, items, 500)
     data = [
         serialize.include_extras(

@@ -1,4 +1,8 @@
-"""Frame.io V4: who am I, accounts, workspaces, projects, folders and their children."""
+"""Frame.io V4: who am I, accounts, workspaces, projects, folders and their children.
+
+Folder listings leave out what was created less than ``listing_lag`` seconds ago, as the real
+service's listings trail its creates; GET by id sees a new folder at once.
+"""
 
 from __future__ import annotations
 
@@ -114,7 +118,7 @@ async def children(request: web.Request, ctx: OpContext) -> web.Response:
     wanted = [t.strip() for t in request.query.get("type", "").split(",") if t.strip()]
     if any(t not in _CHILD_TYPES for t in wanted):
         raise ApiError(422, "type must be file, folder or version_stack", pointer="/type")
-    items = ctx.sb.store.children(folder.id)
+    items = ctx.sb.store.children(folder.id, ctx.sb.config.listing_lag)
     if wanted:
         items = [a for a in items if isinstance(a, tuple(_CHILD_TYPES[t] for t in wanted))]
     page, extra = paginate(request, items, 500)
@@ -136,7 +140,7 @@ async def children(request: web.Request, ctx: OpContext) -> web.Response:
 async def list_folders(request: web.Request, ctx: OpContext) -> web.Response:
     folder = ctx.folder(request)
     inc = includes(request, ASSET_INCLUDES)
-    items = [a for a in ctx.sb.store.children(folder.id) if isinstance(a, Folder)]
+    items = [a for a in ctx.sb.store.children(folder.id, ctx.sb.config.listing_lag) if isinstance(a, Folder)]
     page, extra = paginate(request, items, 500)
     data = [
         serialize.include_extras(serialize.folder(f), inc, ctx.sb.store, f.project_id, ctx.user) for f in page

@@ -1,7 +1,8 @@
 """The sandbox's world: users, accounts, workspaces, projects, folders, files, tokens.
 
 Plain dataclasses in dicts, saved as one JSON document in the state directory (written
-atomically, coalesced) so a restarted sandbox keeps everything, uploaded bytes included.
+atomically, coalesced) so a restarted sandbox keeps everything, uploaded bytes included
+(unless ``keep_bytes`` is off).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import json
 import os
 import uuid
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from app.sandbox.clock import Clock
 
 _NS = uuid.UUID("5b1f6a38-8a44-4e39-9d0f-6a1f1c6e0a11")
+#: The seed is dated this long before it is made: it is the world that existed before the
+#: sandbox started, so a ``listing_lag`` never hides it.
+SEED_AGE = 86400.0
 
 
 def seeded_id(name: str) -> str:
@@ -96,6 +101,8 @@ class File:
     sha256: str | None = None
     source: str = "local"  # local | remote
     url_expires_at: float = 0.0
+    #: Decided when the file is created (state saved before the option existed kept bytes).
+    keep_bytes: bool = True
 
 
 @dataclass
@@ -249,7 +256,7 @@ class SandboxStore:
 
     def seed(self) -> None:
         """One user, one account, one workspace, two projects with nested folders."""
-        now = self.clock.iso()
+        now = self.clock.iso(self.clock.now() - SEED_AGE)
         user = User(
             id=seeded_id("user"),
             name="Sandbox Editor",
@@ -266,17 +273,23 @@ class SandboxStore:
             "Client Review": {"Deliverables": {}},
         }
         for project_name, folders in tree.items():
-            project = self.create_project(ws, project_name, seeded=True)
-            self._seed_folders(project, project.root_folder_id, folders, project_name)
+            project = self.create_project(ws, project_name, seeded=True, created_at=now)
+            self._seed_folders(project, project.root_folder_id, folders, project_name, now)
 
-    def _seed_folders(self, project: Project, parent: str, tree: dict[str, Any], path: str) -> None:
+    def _seed_folders(
+        self, project: Project, parent: str, tree: dict[str, Any], path: str, created_at: str
+    ) -> None:
         for name, sub in tree.items():
-            folder = self.create_folder(project, parent, name, fixed_id=seeded_id(f"{path}/{name}"))
-            self._seed_folders(project, folder.id, sub, f"{path}/{name}")
+            folder = self.create_folder(
+                project, parent, name, fixed_id=seeded_id(f"{path}/{name}"), created_at=created_at
+            )
+            self._seed_folders(project, folder.id, sub, f"{path}/{name}", created_at)
 
     # ---- creation helpers shared by the API and the seed ----
-    def create_project(self, ws: Workspace, name: str, seeded: bool = False) -> Project:
-        now = self.clock.iso()
+    def create_project(
+        self, ws: Workspace, name: str, seeded: bool = False, created_at: str | None = None
+    ) -> Project:
+        now = created_at or self.clock.iso()
         pid = seeded_id(f"project/{name}") if seeded else new_id()
         root = Folder(
             seeded_id(f"root/{name}") if seeded else new_id(),
@@ -289,21 +302,33 @@ class SandboxStore:
         return project
 
     def create_folder(
-        self, project: Project, parent_id: str, name: str, fixed_id: str | None = None
+        self,
+        project: Project,
+        parent_id: str,
+        name: str,
+        fixed_id: str | None = None,
+        created_at: str | None = None,
     ) -> Folder:
-        now = self.clock.iso()
+        now = created_at or self.clock.iso()
         folder = Folder(fixed_id or new_id(), project.account_id, project.id, parent_id, name, now, now)
         self.folders[folder.id] = folder
         self.changed()
         return folder
 
-    def children(self, folder_id: str) -> list[Folder | File | VersionStack]:
-        """Direct children, oldest first. Files inside a version stack are not listed."""
+    def children(self, folder_id: str, lag: float = 0.0) -> list[Folder | File | VersionStack]:
+        """Direct children, oldest first. Files inside a version stack are not listed.
+
+        With ``lag`` > 0, children created less than ``lag`` seconds ago (sandbox clock) are left
+        out, as the real service's listings trail its creates.
+        """
         stacked = {fid for vs in self.version_stacks.values() for fid in vs.file_ids}
         out: list[Folder | File | VersionStack] = []
         out += [f for f in self.folders.values() if f.parent_id == folder_id]
         out += [f for f in self.files.values() if f.parent_id == folder_id and f.id not in stacked]
         out += [v for v in self.version_stacks.values() if v.parent_id == folder_id]
+        if lag > 0:
+            cutoff = self.clock.now() - lag
+            out = [a for a in out if _timestamp(a.created_at) <= cutoff]
         out.sort(key=lambda a: a.created_at)
         return out
 
@@ -318,3 +343,17 @@ class SandboxStore:
 
     def blob_path(self, file_id: str, part: int) -> Path:
         return self.blob_dir / file_id / f"{part:05d}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Parts that arrived before their predecessors, kept only until they are hashed."""
+        assert self.state_dir is not None
+        return self.state_dir / "spool"
+
+    def spool_path(self, file_id: str, part: int) -> Path:
+        return self.spool_dir / file_id / f"{part:05d}"
+
+
+def _timestamp(iso: str) -> float:
+    """Seconds since the epoch of an ``created_at`` the sandbox wrote (always UTC, ``Z``)."""
+    return datetime.fromisoformat(iso).timestamp()

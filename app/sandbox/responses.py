@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -60,7 +61,7 @@ def s3_error(status: int, code: str, message: str) -> web.Response:
     """An S3-style XML error, as presigned storage URLs answer."""
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
         "<RequestId>SANDBOX</RequestId><HostId>sandbox</HostId></Error>"
     )
     return web.Response(status=status, text=body, content_type="application/xml")

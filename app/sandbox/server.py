@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.sandbox import control, discord, frameio_files, frameio_structure, ims, storage
+from app.sandbox import address, control, discord, frameio_files, frameio_structure, ims, storage
 from app.sandbox.config import SandboxConfig
 from app.sandbox.context import SANDBOX_KEY, Sandbox
 from app.sandbox.fault_responses import ConnectionDropped, fault_response
@@ -77,17 +77,47 @@ class SandboxServer:
         return self.sandbox.base_url
 
     async def start(self) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        host, port = sock.getsockname()[:2]
-        self.sandbox.base_url = f"http://{host}:{port}"
-        self._runner = web.AppRunner(
-            build_app(self.sandbox), access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        """Bind, then serve; a port that cannot be had raises ``OSError`` (out of range too).
+
+        A failed start cleans up after itself (``async with`` never calls ``stop`` then).
+        """
+        sock: socket.socket | None = None
+        served = False
+        try:
+            sock = self._bind()
+            host, port = sock.getsockname()[:2]
+            self.sandbox.base_url = f"http://{host}:{port}"
+            if self.config.reuse_port:
+                address.remember(self._address_file, self.config.host, port)
+            self._runner = web.AppRunner(
+                build_app(self.sandbox), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            )
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock).start()
+            served = True
+        except BaseException:
+            if sock is not None and not served:
+                sock.close()  # no site owns it: nobody else will close it
+            await self.stop()
+            raise
         return self.sandbox.base_url
+
+    @property
+    def _address_file(self) -> Path:
+        assert self.config.state_dir is not None
+        return self.config.state_dir / address.FILE_NAME
+
+    def _bind(self) -> socket.socket:
+        """The remembered port first (``reuse_port``), else the configured one (0: any free)."""
+        host, wanted = self.config.host, self.config.port
+        if self.config.reuse_port and wanted == 0:
+            remembered = address.recall(self._address_file, host)
+            if remembered is not None:
+                try:
+                    return address.bind(host, remembered)
+                except OSError as exc:
+                    log.warning("sandbox: port %d is taken (%s); using a free port", remembered, exc)
+        return address.bind(host, wanted)
 
     async def stop(self) -> None:
         for task in list(self.sandbox.background):
@@ -112,21 +142,21 @@ class SandboxServer:
 async def serve_forever(config: SandboxConfig) -> None:
     """``postflow sandbox``: print the base URL first, then serve until SIGINT/SIGTERM."""
     server = SandboxServer(config)
-    url = await server.start()
-    print(url, flush=True)
-    sb = server.sandbox
-    print(
-        f"PostFlow sandbox ready: Frame.io API {url}/v4, Adobe IMS {url}/ims, "
-        f"client id 'postflow-sandbox', account {sb.default_account_id()}, "
-        f"state in {config.state_dir}",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
-            loop.add_signal_handler(sig, stop.set)
+    url = await server.start()  # OSError when the address cannot be had: the caller says so
     try:
+        print(url, flush=True)
+        sb = server.sandbox
+        print(
+            f"PostFlow sandbox ready: Frame.io API {url}/v4, Adobe IMS {url}/ims, "
+            f"client id 'postflow-sandbox', account {sb.default_account_id()}, "
+            f"state in {config.state_dir}",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await server.stop()

@@ -3,8 +3,9 @@
 A PUT is refused (S3-style XML) when the signature does not cover the request (missing or
 different ``x-amz-acl`` or ``Content-Type``), when the URL has expired, when the length is
 missing or not the part's size. When every part is in, the file moves created → uploaded →
-transcoded. Bytes are hashed in part order as they arrive, so completion does not wait for a
-full re-read of a large file.
+transcoded. Bytes are hashed in part order as they arrive (``part_hashing``), so completion does
+not wait for a full re-read of a large file; with ``keep_bytes`` off they are checked and hashed
+but not kept. A storage failure (a full disk) answers a 500 ``InternalError`` that says so.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import shutil
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -22,20 +23,28 @@ from urllib.parse import urlencode
 from aiohttp import ClientPayloadError, web
 
 from app.sandbox.context import Sandbox, get_sandbox
-from app.sandbox.fault_responses import ConnectionDropped, fault_response
+from app.sandbox.fault_responses import ConnectionDropped, drop_connection, fault_response
 from app.sandbox.model import File
+from app.sandbox.part_hashing import PartHasher, advance
+from app.sandbox.part_receive import CHUNK, commit, receive_body, storage_error_message
 from app.sandbox.responses import s3_error
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-CHUNK = 1024 * 1024
 MAX_PARTS = 10_000
 
 
 def split_parts(size: int, part_size: int) -> list[int]:
-    """Equal parts, the remainder in the last; never more than S3's 10,000 parts."""
-    part = max(part_size, -(-size // MAX_PARTS))
+    """Part sizes as Frame.io hands them out: ceil(size / count) each, the last smaller or equal.
+
+    The official SDK's uploader ignores each URL's ``size`` and cuts ceil(size / len(urls)) bytes
+    per URL, so any other split fails with it. The count follows ``part_size``, never above S3's
+    10,000 parts; an empty file is one empty part.
+    """
+    part = max(1, part_size, -(-size // MAX_PARTS))
     count = max(1, -(-size // part))
-    return [part] * (count - 1) + [size - part * (count - 1)]
+    each = -(-size // count)
+    return [each] * (count - 1) + [size - each * (count - 1)]
 
 
 def _canonical(method: str, path: str, amz_date: str, expires: str, ctype: str, acl: str) -> bytes:
@@ -100,39 +109,6 @@ def _expired(sb: Sandbox, amz_date: str, expires: str) -> bool:
         return True
 
 
-@dataclass
-class _HashState:
-    """Running sha256 over the parts received so far, in order."""
-
-    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
-    next_part: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _hash_parts(state: _HashState, paths: list[Path]) -> None:
-    for path in paths:
-        with path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                state.hasher.update(chunk)
-        state.next_part += 1
-
-
-async def _advance_hash(sb: Sandbox, f: File) -> None:
-    state = sb.hashes.setdefault(f.id, _HashState())
-    async with state.lock:
-        received = set(f.parts_received)
-        ready: list[Path] = []
-        index = state.next_part
-        while index in received:
-            ready.append(sb.store.blob_path(f.id, index))
-            index += 1
-        if ready:
-            await asyncio.to_thread(_hash_parts, state, ready)
-        if state.next_part == len(f.part_sizes) and f.sha256 is None:
-            f.sha256 = state.hasher.hexdigest()
-            sb.hashes.pop(f.id, None)
-
-
 def mark_uploaded(sb: Sandbox, f: File) -> None:
     """All bytes are in: uploaded now, transcoded a moment later."""
     f.status = "uploaded"
@@ -149,25 +125,13 @@ async def _transcode(sb: Sandbox, f: File) -> None:
         sb.store.changed()
 
 
-def _write_part(tmp: Path, chunks: list[bytes]) -> None:
-    with tmp.open("ab") as fh:
-        for chunk in chunks:
-            fh.write(chunk)
-
-
-@routes.put("/_storage/upload/{file_id}/{part}")
-async def put_part(request: web.Request) -> web.StreamResponse:
-    sb = get_sandbox(request)
-    sb.stats["storage.put"] += 1
-    kind = sb.faults.pick("parts")
-    if kind is not None:
-        return await fault_response(sb, request, "parts", kind)
+def _refusal(sb: Sandbox, request: web.Request) -> web.Response | None:
+    """S3's checks on the URL and headers, before any byte is read."""
     q = request.query
-    path = request.path
     ctype = request.headers.get("Content-Type", "")
     acl = request.headers.get("x-amz-acl", "")
     amz_date, expires = q.get("X-Amz-Date", ""), q.get("X-Amz-Expires", "")
-    signature = _sign(sb, _canonical("PUT", path, amz_date, expires, ctype, acl))
+    signature = _sign(sb, _canonical("PUT", request.path, amz_date, expires, ctype, acl))
     if not hmac.compare_digest(signature, q.get("X-Amz-Signature", "")):
         return s3_error(
             403, "SignatureDoesNotMatch",
@@ -180,93 +144,170 @@ async def put_part(request: web.Request) -> web.StreamResponse:
         return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
                         "query parameter, Signature query string parameter or the Authorization header "
                         "should be specified")  # fmt: skip
+    return None
+
+
+def _open_part(sb: Sandbox, request: web.Request) -> tuple[File, int] | None:
+    """The file and part index a PUT names, while that upload is still open."""
     f = sb.store.files.get(request.match_info["file_id"])
     try:
         index = int(request.match_info["part"])
     except ValueError:
-        index = -1
+        return None
     if f is None or not 0 <= index < len(f.part_sizes) or f.status != "created" or f.upload_failed:
-        # Unknown, or already assembled (S3 forgets a multipart upload once it is complete).
-        return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
+        return None  # unknown, or already assembled (S3 forgets a multipart upload once complete)
+    return f, index
+
+
+def _length_refusal(request: web.Request, expected: int, index: int) -> web.Response | None:
     if request.content_length is None:
         return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
-    expected = f.part_sizes[index]
     if request.content_length != expected:
         code = "EntityTooSmall" if request.content_length < expected else "EntityTooLarge"
         return s3_error(
-            400,
-            code,
-            f"Part {index} must be exactly {expected} bytes, got {request.content_length}.",
+            400, code, f"Part {index} must be exactly {expected} bytes, got {request.content_length}."
         )
-    target = sb.store.blob_path(f.id, index)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}-{id(request)}")
-    received = 0
-    batch: list[bytes] = []
-    batch_bytes = 0
+    return None
+
+
+def _sink(sb: Sandbox, f: File, index: int, hashed_inline: bool) -> Path | None:
+    """Where the part's bytes must go: its blob, a spool file until hashed, or nowhere."""
+    if f.keep_bytes:
+        return sb.store.blob_path(f.id, index)
+    return None if hashed_inline else sb.store.spool_path(f.id, index)
+
+
+def _no_such_upload() -> web.Response:
+    return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
+
+
+def _storage_failure(sb: Sandbox, f: File, exc: OSError, path: Path) -> web.Response:
+    if f.id not in sb.store.files:  # deleted while we were receiving: its folder went with it
+        return _no_such_upload()
+    message = storage_error_message(exc, path)
+    log.error("%s", message)
+    return s3_error(500, "InternalError", message)
+
+
+async def _receive(
+    sb: Sandbox, request: web.Request, f: File, index: int, hasher: hashlib._Hash | None
+) -> web.Response | None:
+    """Read the part into place; an error answer, or None when it is stored (or hashed)."""
+    target = _sink(sb, f, index, hasher is not None)
+    tmp = None if target is None else target.with_name(f"{target.name}.tmp{os.getpid()}-{id(request)}")
     try:
-        chunks = request.content.iter_chunked(CHUNK)
-        async for chunk in chunks:
-            received += len(chunk)
-            batch.append(chunk)
-            batch_bytes += len(chunk)
-            if batch_bytes >= 8 * CHUNK:
-                await asyncio.to_thread(_write_part, tmp, batch)
-                batch, batch_bytes = [], 0
-        if batch:
-            await asyncio.to_thread(_write_part, tmp, batch)
-        if received != expected:
-            tmp.unlink(missing_ok=True)
+        received = await receive_body(request, tmp, hasher)
+        if received.size != f.part_sizes[index]:
             return s3_error(
-                400,
-                "IncompleteBody",
+                400, "IncompleteBody",
                 "You did not provide the number of bytes given in the Content-Length header.",
-            )
-        if not tmp.exists():
-            tmp.touch()
-        os.replace(tmp, target)
+            )  # fmt: skip
+        failure = received.failure
+        if failure is None and tmp is not None and target is not None:
+            failure = commit(tmp, target)
+        if failure is not None:
+            return _storage_failure(sb, f, failure, target or sb.store.spool_dir)
     except (ConnectionResetError, ClientPayloadError):
         raise ConnectionDropped from None  # the client went away mid-part: nothing is stored
     finally:
-        tmp.unlink(missing_ok=True)
-    if f.id not in sb.store.files:  # deleted while we were receiving
-        return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
-    if index not in f.parts_received:
-        f.parts_received.append(index)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return None
+
+
+def _hash_state(sb: Sandbox, f: File) -> PartHasher:
+    return sb.hashes.setdefault(f.id, PartHasher(len(f.part_sizes)))
+
+
+def _assemble(sb: Sandbox, f: File) -> None:
+    """Every part is in and hashed: Frame.io assembles the file (or, when told to, fails to)."""
+    sb.hashes.pop(f.id, None)
+    if sb.fail_next_uploads > 0:
+        sb.fail_next_uploads -= 1
+        f.upload_failed = True
         sb.store.changed()
+    else:
+        mark_uploaded(sb, f)
+
+
+@routes.put("/_storage/upload/{file_id}/{part}")
+async def put_part(request: web.Request) -> web.StreamResponse:
+    sb = get_sandbox(request)
+    sb.stats["storage.put"] += 1
+    kind = sb.faults.pick("parts")
+    if kind is not None:
+        return await fault_response(sb, request, "parts", kind)
+    refused = _refusal(sb, request)
+    if refused is not None:
+        return refused
+    opened = _open_part(sb, request)
+    if opened is None:
+        return _no_such_upload()
+    f, index = opened
+    refused = _length_refusal(request, f.part_sizes[index], index)
+    if refused is not None:
+        return refused
+    state = _hash_state(sb, f)
+    inline = state.claim(index)
+    try:
+        refused = await _receive(sb, request, f, index, inline)
+        if refused is not None:
+            return refused
+        if f.id not in sb.store.files:  # deleted while we were receiving
+            return _no_such_upload()
+        hashed = await advance(sb.store, f, state, index, inline)
+    finally:
+        state.release(index)
+    complete = len(f.parts_received) == len(f.part_sizes)
+    if hashed and complete and f.status == "created" and not f.upload_failed:
+        _assemble(sb, f)
     tag = hashlib.md5(f"{f.id}/{index}".encode(), usedforsecurity=False).hexdigest()
-    etag = f'"{tag}"'
-    await _advance_hash(sb, f)
-    if len(f.parts_received) == len(f.part_sizes) and f.status == "created" and f.sha256:
-        if sb.fail_next_uploads > 0:  # Frame.io could not assemble it
-            sb.fail_next_uploads -= 1
-            f.upload_failed = True
-            sb.store.changed()
-        else:
-            mark_uploaded(sb, f)
-    return web.Response(status=200, headers={"ETag": etag})
+    return web.Response(status=200, headers={"ETag": f'"{tag}"'})
+
+
+def _missing_bytes(sb: Sandbox, f: File) -> web.Response | None:
+    """A download the sandbox cannot serve, told plainly instead of failing mid-stream."""
+    if not f.keep_bytes:
+        return s3_error(404, "NoSuchKey", "bytes not kept by this sandbox (keep_bytes is off)")
+    for index in range(len(f.part_sizes)):
+        path = sb.store.blob_path(f.id, index)
+        if not path.is_file():
+            log.warning("sandbox: the bytes of %s are missing (%s)", f.name, path)
+            return s3_error(404, "NoSuchKey", f"the bytes of this file are missing from the sandbox ({path})")
+    return None
+
+
+async def _stream_blobs(sb: Sandbox, f: File, request: web.Request, response: web.StreamResponse) -> None:
+    try:
+        for index in range(len(f.part_sizes)):
+            with sb.store.blob_path(f.id, index).open("rb") as fh:
+                while chunk := await asyncio.to_thread(fh.read, 4 * CHUNK):
+                    await response.write(chunk)
+    except OSError as exc:
+        if not isinstance(exc, ConnectionError):  # not the client leaving: a blob that broke
+            log.warning("sandbox: download of %s stopped: %s", f.name, exc)
+        await drop_connection(request)  # the status line is sent: only a cut says "failed"
 
 
 @routes.get("/_storage/download/{file_id}")
 async def download(request: web.Request) -> web.StreamResponse:
     sb = get_sandbox(request)
     q = request.query
-    path = request.path
     signature = _sign(
-        sb, _canonical("GET", path, q.get("X-Amz-Date", ""), q.get("X-Amz-Expires", ""), "", "")
+        sb, _canonical("GET", request.path, q.get("X-Amz-Date", ""), q.get("X-Amz-Expires", ""), "", "")
     )
     if not hmac.compare_digest(signature, q.get("X-Amz-Signature", "")):
         return s3_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
     f = sb.store.files.get(request.match_info["file_id"])
     if f is None or f.status == "created":
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    missing = _missing_bytes(sb, f)
+    if missing is not None:
+        return missing
     response = web.StreamResponse(headers={"Content-Type": f.media_type})
     response.content_length = f.file_size
     await response.prepare(request)
-    for index in range(len(f.part_sizes)):
-        with sb.store.blob_path(f.id, index).open("rb") as fh:
-            while chunk := await asyncio.to_thread(fh.read, 4 * CHUNK):
-                await response.write(chunk)
+    await _stream_blobs(sb, f, request, response)
     await response.write_eof()
     return response
 
@@ -274,3 +315,4 @@ async def download(request: web.Request) -> web.StreamResponse:
 def delete_blobs(sb: Sandbox, file_id: str) -> None:
     sb.hashes.pop(file_id, None)
     shutil.rmtree(sb.store.blob_dir / file_id, ignore_errors=True)
+    shutil.rmtree(sb.store.spool_dir / file_id, ignore_errors=True)
