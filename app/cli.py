@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -21,6 +23,48 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 78  # sysexits EX_CONFIG
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `… | head -1` with other tools
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: use 0 to 65535 (0 picks a free port)")
+    return port
+
+
+def _host(text: str) -> str:
+    """What ``bind()`` would refuse with a TypeError or UnicodeError instead of an OSError."""
+    try:
+        if "\0" in text:
+            raise UnicodeError("contains a NUL character")
+        text.encode("idna")
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or IP address") from None
+    return text
+
+
+def _non_negative(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected a finite number ≥ 0")
+    return number
+
+
+def _whole_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected a whole number ≥ 1")
+    return number
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -62,17 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_settings_flags(status)
 
+    move = sub.add_parser(
+        "move-folder", help="a watched folder moved (filespace mounted elsewhere): keep its history"
+    )
+    move.add_argument("old", help="where the watched folder was")
+    move.add_argument("new", help="where the same folder is now")
+    _add_settings_flags(move)
+
+    confirm = sub.add_parser(
+        "confirm-account", help="upload the waiting queue into the account signed in now"
+    )
+    _add_settings_flags(confirm)
+
     doctor = sub.add_parser("doctor", help="check settings, folders and services")
     _add_settings_flags(doctor)
 
     sandbox = sub.add_parser("sandbox", help="run the local Frame.io/Adobe/Discord emulator")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sandbox.add_argument("--host", type=_host, default="127.0.0.1", help="address to serve on")
+    sandbox.add_argument("--port", type=_port, default=0, help="0 to 65535; 0 picks a free port")
     sandbox.add_argument("--state", type=Path, help="folder that keeps the sandbox's state")
-    sandbox.add_argument("--token-lifetime", type=float, help="access token lifetime in seconds")
-    sandbox.add_argument("--rate-limit-scale", type=float,
+    sandbox.add_argument("--token-lifetime", type=_non_negative, help="access token lifetime in seconds")
+    sandbox.add_argument("--rate-limit-scale", type=_non_negative,
                          help="multiply documented rate limits (0 disables them)")  # fmt: skip
-    sandbox.add_argument("--part-size", type=int, help="upload part size in bytes")
+    sandbox.add_argument("--part-size", type=_whole_number, help="upload part size in bytes")
     sandbox.add_argument("--faults", help='JSON fault settings, e.g. \'{"parts": {"rate": 0.2}}\'')
     sandbox.add_argument("--seed", type=int, default=0, help="seed for injected faults")
     return parser
@@ -109,8 +165,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             raise ConfigError(f"option --faults: not valid JSON: {exc}") from None
     try:
         asyncio.run(serve_forever(config))
+    except BrokenPipeError:
+        raise  # stdout closed (`postflow sandbox | head -1`): main() ends quietly
     except OSError as exc:
-        raise PostFlowError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
+        raise PostFlowError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except (OverflowError, ValueError) as exc:  # bind() refusing a host or port the parser let by
+        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {exc}") from None
     return EXIT_OK
 
 
@@ -166,7 +226,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from app.core.settings import make_root
+    from app.core.roots import make_root
     from app.engine.headless import run_headless
 
     settings = _load(args)
@@ -175,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.watch and not args.project:
         raise ConfigError("option --watch needs --project NAME (the Frame.io project to upload into)")
+    for folder in args.watch or ():
+        _check_watch_folder(folder)
     roots = tuple(make_root(str(p), args.project, args.folder or "") for p in args.watch or ())
     _setup_logging(settings, console=True)
     # Until the event loop installs its graceful handler, SIGTERM stops like Ctrl+C does.
@@ -183,6 +245,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(run_headless(settings, roots))
     except KeyboardInterrupt:
         return EXIT_OK  # stopped on request before start-up finished
+
+
+def _check_watch_folder(folder: Path) -> None:
+    """A --watch folder must exist now: it was just typed, so a typo is far likelier than a volume
+    that is not mounted yet (folders from the config file are the engine's health problems)."""
+    try:
+        full = folder.expanduser()
+    except RuntimeError:  # ~someone with no such user
+        raise ConfigError(f"option --watch {folder}: no such user's home folder") from None
+    shown = str(folder) if full.is_absolute() else f"{folder} ({Path.cwd() / full})"
+    try:
+        exists = full.exists()
+        is_dir = full.is_dir()
+    except OSError as exc:  # permission denied on a parent, a name too long for the file system
+        raise ConfigError(f"option --watch {shown}: cannot be checked: {exc.strerror or exc}") from None
+    if not exists:
+        raise ConfigError(f"option --watch {shown}: no such folder")
+    if not is_dir:
+        raise ConfigError(f"option --watch {shown}: is a file, not a folder")
+    if not os.access(full, os.R_OK | os.X_OK):
+        raise ConfigError(f"option --watch {shown}: PostFlow is not allowed to read this folder")
+
+
+def cmd_move_folder(args: argparse.Namespace) -> int:
+    from app.engine.maintenance import move_folder
+
+    settings = _load(args)
+    moved = asyncio.run(move_folder(settings, args.old, args.new))
+    print(f"{moved} files of {args.old} now belong to {args.new}: nothing delivered is uploaded again.")
+    print("Watch the new folder from now on (--watch, or path in config.toml).")
+    return EXIT_OK
+
+
+def cmd_confirm_account(args: argparse.Namespace) -> int:
+    from app.auth.service import keychain_service
+    from app.auth.token_store import TokenStore
+    from app.engine.maintenance import confirm_account
+
+    settings = _load(args)
+    tokens = TokenStore(keychain_service(settings)).load()
+    if tokens is None or not tokens.account_id:
+        raise ConfigError("You are not signed in: run `postflow login` first.")
+    asyncio.run(confirm_account(settings, tokens.account_id, tokens.user_email))
+    print(f"The queue now uploads into account {tokens.account_id} ({tokens.user_email}).")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -209,13 +316,39 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "login": cmd_login,
     "logout": cmd_logout,
     "status": cmd_status,
+    "move-folder": cmd_move_folder,
+    "confirm-account": cmd_confirm_account,
     None: _not_yet("tray app"),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:
+        # `postflow status --json | head -1`: the reader has what it wanted. Output still buffered
+        # goes nowhere, so Python's own flush at exit does not complain either.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (captured by a test): nothing is flushed to a pipe
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error: flushed by main() like the rest
+        return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

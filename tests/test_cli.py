@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from app import __version__
+from app import __version__, cli
+from app.core.errors import PostFlowError
 
 
 def run(
@@ -89,3 +92,90 @@ def test_sandbox_prints_url_first_and_is_ready_quickly(tmp_path: Path) -> None:
 def test_sandbox_refuses_bad_fault_json() -> None:
     result = run("sandbox", "--faults", "{nope")
     assert result.returncode == 78 and "--faults" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("{tmp}/missing", "no such folder"),
+        ("relative-missing", "no such folder"),
+        ("{tmp}/a-file.mov", "is a file, not a folder"),
+        ("~postflow-no-such-user/renders", "no such user's home folder"),
+    ],
+)
+def test_run_refuses_a_watch_folder_that_is_not_there(
+    isolated_env: Path, tmp_path: Path, given: str, problem: str
+) -> None:
+    (tmp_path / "a-file.mov").write_bytes(b"not a folder")
+    watch = given.format(tmp=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "run", "--headless", "--watch", watch, "--project", "Demo Project"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )  # fmt: skip
+    assert result.returncode == 78, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"postflow: option --watch {watch}") and line.endswith(problem)
+    if given == "relative-missing":
+        assert f"({tmp_path / watch})" in line  # where it was looked for
+    data = isolated_env / "data"
+    assert not (data / "sandbox").exists() and not (data / "logs").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--port", "99999"], "argument --port: 99999 is not a port number: use 0 to 65535"),
+        (["--port", "-1"], "argument --port: -1 is not a port number"),
+        (["--port", "http"], "argument --port: 'http' is not a port number (0 to 65535)"),
+        (["--host", "..."], "argument --host: '...' is not a host name or IP address"),
+        (["--token-lifetime", "nan"], "argument --token-lifetime: 'nan' is invalid: expected a finite"),
+        (["--rate-limit-scale", "-2"], "argument --rate-limit-scale: '-2' is invalid"),
+        (["--part-size", "0"], "argument --part-size: '0' is invalid: expected a whole number ≥ 1"),
+    ],
+)
+def test_sandbox_refuses_bad_flags_with_usage(args: list[str], needle: str) -> None:
+    result = run("sandbox", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: postflow sandbox")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"postflow sandbox: error: {needle}")
+
+
+def test_sandbox_bind_refusals_are_one_line(tmp_path: Path) -> None:
+    """A port the parser would have refused still ends in one line (OSError or OverflowError)."""
+    args = argparse.Namespace(
+        host="127.0.0.1", port=70000, state=tmp_path / "st", seed=0,
+        token_lifetime=None, rate_limit_scale=None, part_size=None, faults=None,
+    )  # fmt: skip
+    with pytest.raises(PostFlowError, match=r"^cannot serve on 127\.0\.0\.1:70000: .*65535"):
+        cli.cmd_sandbox(args)
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize(
+    "args", [["status", "--json"], ["status"], ["doctor"], ["--help"], ["--version"]], ids=" ".join
+)
+def test_output_into_a_closed_pipe_ends_quietly(args: list[str], unbuffered: bool) -> None:
+    """`postflow status --json | head -1`: the reader is gone before PostFlow writes a byte.
+
+    Buffered (the default) the failure shows at the final flush; unbuffered at the first write.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # no reader at all: every write fails with EPIPE, no timing involved
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=30, env=env,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    # argparse itself swallows a failed write of --help/--version, so unbuffered those end with 0
+    swallowed = unbuffered and args[0].startswith("--")
+    assert result.returncode == (cli.EXIT_OK if swallowed else cli.EXIT_BROKEN_PIPE)
+    assert cli.EXIT_BROKEN_PIPE == 141

@@ -8,7 +8,14 @@ import pytest
 
 from app.core.errors import ConfigError
 from app.core.paths import resolve_paths
-from app.core.settings import DEFAULT_API_URL, describe_settings, load_settings
+from app.core.settings import (
+    DEFAULT_API_URL,
+    SETTINGS,
+    Settings,
+    SettingSpec,
+    describe_settings,
+    load_settings,
+)
 
 
 def write_config(home: Path, text: str) -> None:
@@ -105,3 +112,84 @@ def test_every_setting_is_described() -> None:
     rows = describe_settings()
     assert all(key and doc for key, _env, _default, doc in rows)
     assert any(key == "frameio.api_url" and "POSTFLOW_API_URL" in env for key, env, _d, _doc in rows)
+
+
+NUMERIC = [s for s in SETTINGS if Settings.__dataclass_fields__[s.name].type in ("int", "float")]
+
+
+def test_every_numeric_setting_is_covered_below() -> None:
+    assert {s.name for s in NUMERIC} >= {
+        "stable_seconds", "scan_interval", "part_timeout",
+        "max_concurrent_files", "parts_per_file", "bandwidth_limit",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", NUMERIC, ids=lambda s: s.name)
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+def test_non_finite_numbers_from_the_environment_are_refused(
+    isolated_env: Path, spec: SettingSpec, text: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={spec.env[0]: text})
+    message = str(info.value)
+    assert f"environment variable {spec.env[0]}: {spec.key} = {text!r} is invalid: expected a" in message
+    assert "number ≥" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("spec", NUMERIC, ids=lambda s: s.name)
+@pytest.mark.parametrize("literal", ["nan", "inf", "-inf", "+inf"])
+def test_non_finite_numbers_in_the_file_are_refused(
+    isolated_env: Path, spec: SettingSpec, literal: str
+) -> None:
+    section, key = spec.key.split(".")
+    write_config(isolated_env, f"[{section}]\n{key} = {literal}\n")
+    with pytest.raises(ConfigError, match=rf"{spec.key} = [-+]?(nan|inf) is invalid: expected a"):
+        load_settings(environ={"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")})
+
+
+def test_a_non_finite_duration_says_finite(isolated_env: Path) -> None:
+    with pytest.raises(ConfigError, match="stable_seconds = 'nan' is invalid: expected a finite number ≥ 0$"):
+        load_settings(environ={"POSTFLOW_STABLE_SECONDS": "nan"})
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[upload]\nbandwidth_limit = 99999999999999999999999\n", "expected a number ≤ 9007199254740992"),
+        ("[upload]\nmax_concurrent_files = 9007199254740993\n", "expected a number ≤ 9007199254740992"),
+        ("[upload]\npart_timeout = 1e300\n", "expected a number ≤ 1000000"),
+        ("[watch]\nstable_seconds = 1e10\n", "expected a number ≤ 1000000"),
+        ("[upload]\nparts_per_file = 2.5\n", "expected a whole number ≥ 1"),
+        ("[upload]\nparts_per_file = true\n", "expected a whole number ≥ 1"),
+        ("[upload]\nparts_per_file = [4]\n", "expected a whole number ≥ 1"),
+    ],
+)
+def test_absurd_numbers_in_the_file_are_refused(isolated_env: Path, toml: str, needle: str) -> None:
+    write_config(isolated_env, toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")})
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_edge_numbers_that_are_fine(isolated_env: Path) -> None:
+    write_config(
+        isolated_env,
+        "[upload]\nbandwidth_limit = 9007199254740992\nparts_per_file = 8.0\npart_timeout = 1000000\n"
+        "[watch]\nstable_seconds = 0\nscan_interval = 0.1\n",
+    )
+    s = load_settings(environ={"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")})
+    assert s.bandwidth_limit == 2**53 and s.parts_per_file == 8 and isinstance(s.parts_per_file, int)
+    assert s.part_timeout == 1e6 and s.stable_seconds == 0.0 and isinstance(s.stable_seconds, float)
+    env = {"POSTFLOW_MAX_CONCURRENT_FILES": " 3 ", "POSTFLOW_SCAN_INTERVAL": "2.5"}
+    s = load_settings(environ=env)
+    assert s.max_concurrent_files == 3 and s.scan_interval == 2.5
+
+
+def test_a_choice_with_an_empty_option_reads_plainly(isolated_env: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"POSTFLOW_KEYRING_BACKEND": "vault"})
+    message = str(info.value)
+    assert message.endswith(
+        "auth.keyring_backend = 'vault' is invalid: expected one of \"\" (automatic), system, encrypted-file"
+    )
+    assert "of ," not in message

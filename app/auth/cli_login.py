@@ -12,9 +12,12 @@ import sys
 import webbrowser
 from urllib.parse import urlsplit
 
+import keyring.errors
+
 from app.auth.loopback import LoopbackReceiver
 from app.auth.service import AuthService
-from app.core.errors import AuthError
+from app.auth.token_store import NO_KEYCHAIN_HELP
+from app.core.errors import AuthError, KeychainError
 from app.core.events import EventBus
 from app.core.settings import Settings
 
@@ -35,10 +38,24 @@ async def _read_pasted_line() -> str:
     return line.strip()
 
 
+def _auth_service(settings: Settings) -> AuthService:
+    """The service, with a keychain failure while it starts (reading a web client's secret) as
+    the usual one-line ``KeychainError``."""
+    try:
+        return AuthService(settings, EventBus())
+    except keyring.errors.NoKeyringError:
+        raise KeychainError(NO_KEYCHAIN_HELP) from None
+    except keyring.errors.KeyringError as exc:
+        raise KeychainError(f"The keychain refused to read PostFlow's client secret: {exc}") from None
+
+
 async def login(settings: Settings, open_browser: bool) -> int:
-    auth = AuthService(settings, EventBus())
+    auth = _auth_service(settings)
     receiver: LoopbackReceiver | None = None
     try:
+        # Before the browser opens: a keychain that cannot keep the sign-in would otherwise only
+        # show up after the user has signed in.
+        await asyncio.to_thread(auth.store.check_usable)
         target = _loopback_target(auth.endpoints.redirect_uri, auth.endpoints.sandbox)
         redirect = auth.endpoints.redirect_uri
         if target is not None:
@@ -72,7 +89,7 @@ async def login(settings: Settings, open_browser: bool) -> int:
 
 
 async def logout(settings: Settings) -> int:
-    auth = AuthService(settings, EventBus())
+    auth = _auth_service(settings)
     try:
         await auth.provider.load()
         if auth.provider.tokens is None:

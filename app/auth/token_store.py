@@ -25,6 +25,7 @@ from app.core.errors import KeychainError
 log = logging.getLogger(__name__)
 CHUNK_CHARS = 1000  # < 1,280 UTF-16 characters, Windows' per-entry cap
 POINTER = "tokens"
+PROBE = "probe"  # never a token: written and removed by check_usable()
 
 NO_KEYCHAIN_HELP = (
     "No keychain is available on this machine, so PostFlow cannot keep your sign-in. "
@@ -78,6 +79,13 @@ class TokenStore:
             return doc if isinstance(doc.get("gen"), str) and isinstance(doc.get("n"), int) else None
         except json.JSONDecodeError:
             return None
+
+    def check_usable(self) -> None:
+        """Write and remove a throwaway entry: raises ``KeychainError`` now if a sign-in could not
+        be kept, so ``postflow login`` can say so before the user signs in in the browser."""
+        with self._lock:
+            self._set(PROBE, "PostFlow checks that it can keep a sign-in here")
+            self._delete(PROBE)
 
     def load(self) -> TokenSet | None:
         pointer = self._pointer()

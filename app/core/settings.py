@@ -7,17 +7,18 @@ Secrets never live here: tokens, client secrets and webhook URLs belong to the k
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app.core.errors import ConfigError
 from app.core.jobs import WatchRoot
 from app.core.paths import AppPaths, resolve_paths
+from app.core.roots import make_root
 
 DEFAULT_API_URL = "https://api.frame.io"
 DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
@@ -56,6 +57,7 @@ class Settings:
     parts_per_file: int = 4
     bandwidth_limit: int = 0
     part_timeout: float = 120.0
+    listing_settle: float = 30.0
     watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
@@ -79,12 +81,17 @@ def _str(value: Any) -> str:
     return value.strip()
 
 
+def _show_option(option: str) -> str:
+    """An empty option is written so it can be seen: ``"" (automatic)``, not a stray comma."""
+    return option if option else '"" (automatic)'
+
+
 def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
         text = text.upper() if upper else text.lower()
         if text not in options:
-            raise ValueError("one of " + ", ".join(options))
+            raise ValueError("one of " + ", ".join(_show_option(o) for o in options))
         return text
 
     return parse
@@ -101,18 +108,51 @@ def _bool(value: Any) -> bool:
     raise ValueError("true or false")
 
 
+MAX_COUNT = 2**53  # whole numbers above this lose precision once used as floats
+MAX_SECONDS = 1_000_000  # about 11 days: far below every platform's timeout limit
+
+
+def _show_number(number: float) -> str:
+    return f"{number:g}" if number < 1e6 else str(int(number))
+
+
+def _to_number(value: str | float, integer: bool) -> int | float:
+    """Whole-number text as an exact ``int`` (any size), anything else as a ``float``."""
+    if integer and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return float(value)  # "8.0" and "1e3" are whole numbers too
+
+
 def _number(minimum: float, integer: bool = False) -> Callable[[Any], Any]:
+    """A finite number in [minimum, MAX_COUNT] (whole numbers) or [minimum, MAX_SECONDS] (seconds).
+
+    TOML allows ``nan`` and ``inf`` and integers of any size; ``float()`` takes "nan", "inf" and
+    "1e400": none of them is a usable count or duration, so all are refused here, not later.
+    """
+    kind = "a whole number" if integer else "a number"
+    maximum = MAX_COUNT if integer else MAX_SECONDS
+    expected = f"{kind} ≥ {_show_number(minimum)}"
+
     def parse(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(expected)
         try:
-            number = int(value) if integer else float(value)
-        except (TypeError, ValueError):
-            kind = "a whole number" if integer else "a number"
-            raise ValueError(f"{kind} ≥ {minimum:g}") from None
+            number = value if isinstance(value, int) else _to_number(value, integer)
+        except ValueError:
+            raise ValueError(expected) from None
+        if isinstance(number, float):
+            if not math.isfinite(number):
+                raise ValueError(expected if integer else f"a finite number ≥ {_show_number(minimum)}")
+            if integer:
+                if not number.is_integer():
+                    raise ValueError(expected)  # 2.5 parts is not 2 parts
+                number = int(number)
         if number < minimum:
-            raise ValueError(f"a number ≥ {minimum:g}")
-        return number
+            raise ValueError(f"a number ≥ {_show_number(minimum)}")
+        if number > maximum:
+            raise ValueError(f"a number ≤ {_show_number(maximum)}")
+        return number if integer else float(number)
 
     return parse
 
@@ -211,6 +251,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "bandwidth_limit", "upload.bandwidth_limit", ("POSTFLOW_BANDWIDTH_LIMIT",),
         _number(0, integer=True), "bytes per second across all uploads (0: no limit)",
     ),
+    SettingSpec(
+        "listing_settle", "upload.listing_settle", ("POSTFLOW_LISTING_SETTLE",), _number(0),
+        "seconds Frame.io listings may lag behind a create; an interrupted create is looked for after this",
+    ),
 )  # fmt: skip
 
 _SPEC_BY_NAME = {s.name: s for s in SETTINGS}
@@ -289,15 +333,6 @@ def load_settings(
 
 
 ROOT_KEYS = ("path", "project", "folder", "workspace", "account_id")
-
-
-def make_root(
-    path: str, project: str, folder: str = "", workspace: str = "", account_id: str = ""
-) -> WatchRoot:
-    """A watch root; its id is stable for the same folder and destination."""
-    normalized = str(Path(path).expanduser())
-    digest = hashlib.sha1(f"{normalized}|{project}|{folder}".encode()).hexdigest()[:12]
-    return WatchRoot(digest, normalized, project, folder.strip("/"), workspace, account_id)
 
 
 def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:

@@ -86,3 +86,65 @@ def test_logout_when_signed_out_is_calm(sandbox: Any, tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "not signed in" in result.stdout
+
+
+def no_keychain_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Sandbox mode with no keychain at all; the sandbox URL is never contacted before the check."""
+    return {
+        **os.environ,
+        "POSTFLOW_SANDBOX": "1",
+        "POSTFLOW_SANDBOX_URL": "http://127.0.0.1:9",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        **extra,
+    }
+
+
+def test_login_without_a_keychain_stops_before_the_browser(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "app", "login", "--no-browser"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=no_keychain_env(tmp_path),
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # "" once it exits; the sign-in address if it went on
+        if first:
+            proc.kill()  # it went on to the sign-in: do not leave it waiting for a browser
+        out, err = proc.communicate(timeout=60)
+    assert first == "" and out == "", "the sign-in started although the keychain is unusable"
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("postflow: Keychain unavailable: No keychain is available")
+    assert 'auth.keyring_backend = "encrypted-file"' in lines[0]
+
+
+def test_login_with_a_wrong_passphrase_stops_before_the_browser(tmp_path: Path) -> None:
+    from app.auth.encrypted_file_keyring import EncryptedFileKeyring
+
+    data = tmp_path / "data"
+    EncryptedFileKeyring(data / "tokens.enc", passphrase="right").set_password("s", "u", "v")
+    env = no_keychain_env(
+        tmp_path,
+        POSTFLOW_DATA_DIR=str(data),
+        POSTFLOW_KEYRING_BACKEND="encrypted-file",
+        POSTFLOW_KEYRING_PASSPHRASE="wrong",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "login", "--no-browser"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 78 and "Open this address" not in result.stdout
+    wrong = f"postflow: POSTFLOW_KEYRING_PASSPHRASE does not open {data / 'tokens.enc'}."
+    assert result.stderr.strip() == wrong
+
+
+@pytest.mark.parametrize("command", ["login", "logout"])
+def test_web_client_secret_without_a_keychain_is_one_line(tmp_path: Path, command: str) -> None:
+    env = no_keychain_env(tmp_path, POSTFLOW_CREDENTIAL_TYPE="web")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", command, *(["--no-browser"] if command == "login" else [])],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("postflow: Keychain unavailable: No keychain is available")
+    assert len(result.stderr.strip().splitlines()) == 1
