@@ -169,3 +169,23 @@ def write_random(path: Path, size: int, seed: int) -> Path:
             left -= len(piece)
             counter += 1
     return path
+
+
+def expected_from_disk(watch: Path) -> dict[str, str]:
+    return {
+        "Demo Project/Incoming/" + p.relative_to(watch).as_posix(): file_sha256(p)
+        for p in watch.rglob("*")
+        if p.is_file() and p.stat().st_size > 0
+    }
+
+
+def check_exactly_once(sandbox: Any, expected: dict[str, str]) -> None:
+    remote = sandbox.files()
+    placeholders = [f for f in remote if f["status"] == "created"]
+    assert placeholders == [], f"placeholders left: {[f['path'] for f in placeholders]}"
+    by_path: dict[str, list[str]] = {}
+    for f in remote:
+        by_path.setdefault(f["path"], []).append(f["sha256"])
+    duplicates = {p: len(v) for p, v in by_path.items() if len(v) > 1}
+    assert duplicates == {}
+    assert {p: v[0] for p, v in by_path.items()} == expected

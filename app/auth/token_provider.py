@@ -130,12 +130,14 @@ class TokenProvider:
         try:
             fresh = await self._ims.refresh(current.refresh_token)
         except SignedOut as exc:
+            if self._tokens is not current:  # a new sign-in arrived meanwhile: it stands
+                return self._after_new_sign_in(exc)
             await self.sign_out(exc.message, revoke=False)
             raise
         fresh = fresh.with_identity(current.account_id, current.user_name, current.user_email)
         SECRETS.add(fresh.access_token, fresh.refresh_token)
         if self._tokens is not current:  # signed out (or in again) meanwhile: keep out of it
-            raise SignedOut("You signed out while the sign-in was being renewed.")
+            return self._after_new_sign_in(SignedOut("You signed out while the sign-in was being renewed."))
         self._tokens = fresh  # in memory first: a keychain hiccup must not lose the rotated token
         try:
             await asyncio.to_thread(self._store.save, fresh)
@@ -145,6 +147,12 @@ class TokenProvider:
             await asyncio.to_thread(self._store.clear)
         log.info("access token refreshed")
         return fresh
+
+    def _after_new_sign_in(self, otherwise: SignedOut) -> TokenSet:
+        """A refresh of the old session finished after a new sign-in: callers get the new one."""
+        if self._tokens is None:
+            raise otherwise
+        return self._tokens
 
     def _announce(self, reason: str | None = None) -> None:
         self._announced = True

@@ -1,4 +1,9 @@
-"""Jobs and watch roots: the engine's own vocabulary."""
+"""Jobs and watch roots: the engine's own vocabulary.
+
+A ``Job`` is what every client may see (queue, history, status). How far its upload got on
+Frame.io's storage (part URLs, the create marker) is ``UploadState``, which only the uploader
+and the clean-up of unfinished uploads read: presigned URLs are not for the GUI or the logs.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ class JobState(Enum):
     PENDING = "pending"  # waiting for a free upload slot
     UPLOADING = "uploading"  # creating, sending parts, verifying
     PAUSED = "paused"  # held by the user
-    DONE = "done"  # verified on Frame.io
+    DONE = "done"  # verified on Frame.io (or its content was already there)
     FAILED = "failed"  # needs attention; retry puts it back to PENDING
-    CANCELLED = "cancelled"  # the user gave up on it
+    CANCELLED = "cancelled"  # given up: by the user, or the file moved, changed or was replaced
 
 
 ACTIVE_STATES = (JobState.PENDING, JobState.UPLOADING, JobState.PAUSED)
@@ -20,14 +25,18 @@ ACTIVE_STATES = (JobState.PENDING, JobState.UPLOADING, JobState.PAUSED)
 
 @dataclass(frozen=True)
 class WatchRoot:
-    """A watched folder and where its files go on Frame.io."""
+    """A watched folder and where its files go on Frame.io.
+
+    ``id`` comes from the folder's resolved path alone: however the path or the destination
+    is written, the same folder keeps the same history (and is never uploaded twice)."""
 
     id: str
-    path: str
+    path: str  # resolved, absolute
     project: str  # project name or id
     folder: str = ""  # optional sub-folder path inside the project, "a/b"
     workspace: str = ""  # workspace name or id; empty: search every workspace
     account_id: str = ""  # empty: the signed-in account
+    legacy_ids: tuple[str, ...] = ()  # ids older PostFlow versions gave this root
 
 
 @dataclass(frozen=True)
@@ -39,15 +48,13 @@ class Job:
     size: int
     mtime_ns: int
     state: JobState
-    attempts: int = 0
+    attempts: int = 0  # upload attempts started
     last_error: str | None = None
     remote_file_id: str | None = None
-    media_type: str | None = None
-    create_started_at: float | None = None  # set before local_upload, to find a lost placeholder
-    parts: tuple[tuple[int, str], ...] = ()  # (size, url) as the server split the file
-    parts_done: frozenset[int] = field(default_factory=frozenset)
-    urls_expire_at: float | None = None
     bytes_done: int = 0
+    sha256: str | None = None  # of the bytes delivered
+    note: str | None = None  # e.g. "touched, content unchanged"
+    cancelled_by_user: bool = False  # the user said no to this version: not queued again on its own
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -58,3 +65,24 @@ class Job:
     @property
     def rel_dir(self) -> str:
         return self.rel_path.rsplit("/", 1)[0] if "/" in self.rel_path else ""
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """A job's upload on Frame.io's side; kept across restarts so an upload resumes."""
+
+    job_id: int
+    remote_file_id: str | None = None
+    account_id: str | None = None  # where the placeholder lives
+    folder_id: str | None = None  # where it was (or is being) created
+    media_type: str | None = None
+    create_started_at: float | None = None  # set before local_upload, to find a lost placeholder
+    parts: tuple[tuple[int, str], ...] = ()  # (size, url) as the server split the file
+    parts_done: frozenset[int] = field(default_factory=frozenset)
+    urls_expire_at: float | None = None
+    parts_failing_since: float | None = None  # storage unreachable since (epoch seconds)
+
+    @property
+    def unfinished_remote(self) -> bool:
+        """Something may exist on Frame.io that a given-up job must remove."""
+        return self.remote_file_id is not None or self.create_started_at is not None

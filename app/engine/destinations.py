@@ -2,12 +2,15 @@
 
 Frame.io allows two folders with the same name, so two jobs racing to create "Day 03" would
 make two. Every (parent, name) has its own lock: the second job waits and finds the first's.
+After a create whose answer was lost, the folder may exist without showing in listings yet
+(listings lag): we look again for a while before creating it a second time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from collections import defaultdict
 
 from app.core.jobs import WatchRoot
@@ -21,6 +24,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 class DestinationResolver:
     def __init__(self, client: FrameioClient) -> None:
         self._client = client
+        self.lost_create_waits: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)  # listings may lag
         self._projects: dict[tuple[str, str, str], Project] = {}
         self._children: dict[tuple[str, str], dict[str, str]] = {}  # (account, parent) → name → id
         self._locks: defaultdict[tuple[str, ...], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -63,7 +67,7 @@ class DestinationResolver:
         """The id of the Frame.io folder mirroring ``rel_dir`` under the root's destination."""
         project = await self.project(account_id, root)
         folder_id = project.root_folder_id
-        segments = [s for s in root.folder.split("/") + rel_dir.split("/") if s]
+        segments = [unicodedata.normalize("NFC", s) for s in root.folder.split("/") + rel_dir.split("/") if s]
         for name in segments:
             folder_id = await self._child(account_id, folder_id, name)
         return folder_id
@@ -76,14 +80,24 @@ class DestinationResolver:
                 listing = await self._client.subfolders(account_id, parent_id)
                 known = self._children.setdefault(key, {})
                 for folder in listing:
-                    known.setdefault(folder.name, folder.id)  # oldest wins when names repeat
+                    known.setdefault(
+                        unicodedata.normalize("NFC", folder.name), folder.id
+                    )  # oldest wins when names repeat
             if name not in known:
                 try:
                     created = await self._client.create_folder(account_id, parent_id, name)
                     known[name] = created.id
                 except OutcomeUnknown:  # lost answer: it may exist now; look before creating again
-                    for folder in await self._client.subfolders(account_id, parent_id):
-                        known.setdefault(folder.name, folder.id)
-                    if name not in known:
+                    if not await self._appears(account_id, parent_id, name, known):
                         known[name] = (await self._client.create_folder(account_id, parent_id, name)).id
             return known[name]
+
+    async def _appears(self, account_id: str, parent_id: str, name: str, known: dict[str, str]) -> bool:
+        """Look for a folder whose create answer was lost, giving the listing time to catch up."""
+        for wait in (0.0, *self.lost_create_waits):
+            await asyncio.sleep(wait)
+            for folder in await self._client.subfolders(account_id, parent_id):
+                known.setdefault(unicodedata.normalize("NFC", folder.name), folder.id)
+            if name in known:
+                return True
+        return False

@@ -19,7 +19,9 @@ import httpx
 from app.auth.service import AuthService
 from app.core.events import EventBus
 from app.core.jobs import WatchRoot
+from app.core.roots import check_overlaps
 from app.core.settings import Settings
+from app.engine.instance_lock import InstanceLock
 from app.engine.service import EngineService
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,32 @@ async def _demo_sign_in(auth: AuthService) -> None:
 
 
 async def run_headless(settings: Settings, roots: tuple[WatchRoot, ...]) -> int:
+    check_overlaps(roots or settings.watch_roots)  # a plain error before anything starts
+    bus = EventBus()
+    holder = EngineService.lock_holder(settings)
+    holder.acquire()  # a second instance is refused before it touches anything (the demo sandbox too)
+    try:
+        return await _run_locked(settings, roots, bus, holder)
+    finally:
+        holder.release()
+
+
+async def _run_locked(
+    settings: Settings, roots: tuple[WatchRoot, ...], bus: EventBus, lock: InstanceLock
+) -> int:
     sandbox: Any = None
     if settings.sandbox and not settings.sandbox_url:
         from app.sandbox.config import SandboxConfig
         from app.sandbox.server import SandboxServer
 
-        sandbox = SandboxServer(SandboxConfig(state_dir=settings.paths.data_dir / "sandbox"))
+        # A stable address (saved part URLs stay valid across restarts) and no copy of the bytes
+        # (a demo must not fill the disk with a second copy of every render).
+        config = SandboxConfig(
+            state_dir=settings.paths.data_dir / "sandbox", reuse_port=True, keep_bytes=False
+        )
+        sandbox = SandboxServer(config)
         settings = replace(settings, sandbox_url=await sandbox.start())
         log.info("demo mode: built-in sandbox at %s", settings.sandbox_url)
-    bus = EventBus()
     store = None
     if sandbox is not None:  # demo tokens open nothing real: memory, so any machine can run it
         from app.auth.memory_keyring import MemoryKeyring
@@ -50,7 +69,13 @@ async def run_headless(settings: Settings, roots: tuple[WatchRoot, ...]) -> int:
 
         store = TokenStore(keychain_service(settings), MemoryKeyring())
     auth = AuthService(settings, bus, store)
-    engine = EngineService(settings, auth, bus, roots or settings.watch_roots)
+    try:
+        engine = EngineService(settings, auth, bus, roots or settings.watch_roots, lock=lock)
+    except BaseException:
+        await auth.aclose()
+        if sandbox is not None:
+            await sandbox.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

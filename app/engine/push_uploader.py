@@ -1,20 +1,25 @@
 """Push upload (Frame.io local upload) of one job, resumable and exactly once.
 
+0. Before anything is created: the file must still be this version and readable.
 1. Placeholder: ``local_upload`` is not idempotent. Before calling it we persist
-   ``create_started_at``; right after, the file id and part URLs. If the answer was lost (or we
-   crashed in between), placeholders of this name and size still in ``created`` are deleted
-   before creating again, so Frame.io never keeps a duplicate.
+   ``create_started_at`` (and the folder and account); right after, the file id and part URLs.
+   If the answer was lost (or we crashed in between), placeholders of this name and size still
+   in ``created`` that no job knows are deleted before creating again, once listings had time
+   to catch up, so Frame.io never keeps a duplicate.
 2. Resume: a job that already has a placeholder first asks Frame.io how far it got: a file whose
    last part landed before a crash is verified, not sent again; a placeholder that is gone or
-   failed is replaced.
+   failed is replaced. A placeholder in another account than the signed-in one is left alone.
 3. Parts: PUT in parallel (``parts_per_file``), each streamed from disk in 1 MiB chunks (never a
    whole part in memory) with the two signed headers and no Authorization. Each finished part is
-   persisted, so a restart sends only what is missing. Part failures are retried with backoff.
-   A file rewritten during the upload is caught (size and mtime of the open handle) and its
-   placeholder deleted: the new version is uploaded as its own job.
-4. Expired URLs (or a 403/404 from storage): delete the placeholder and start again.
+   persisted (one row), so a restart sends only what is missing. Part failures are retried with
+   backoff. A file rewritten during the upload is caught (size and mtime of the open handle).
+   Meanwhile the file's SHA-256 is computed by a sequential read in another thread.
+4. Expired URLs, a storage 403/404, or storage unreachable for ``unreachable_renew_after``
+   seconds: delete the placeholder and start again with new URLs.
 5. Verify: poll the status until ``upload_complete`` and check the size Frame.io reports.
    ``upload_failed``: delete the placeholder and upload as a new file.
+Whatever gives up (a refusal that repeats, a bounded number of recreations) deletes its
+placeholder first: no attempt leaves one behind.
 """
 
 from __future__ import annotations
@@ -24,16 +29,28 @@ import logging
 import os
 import random
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from typing import BinaryIO
 
 import httpx
 
 from app.core.errors import PostFlowError, ServiceUnavailable
-from app.core.jobs import Job
+from app.core.jobs import Job, UploadState, WatchRoot
+from app.engine import failpoints
 from app.engine.bandwidth import BandwidthLimiter
+from app.engine.content_hash import BackgroundHash
 from app.engine.part_urls import earliest_expiry
 from app.engine.queue_store import QueueStore
+from app.engine.root_health import RootMonitor
+from app.engine.upload_errors import (
+    FileChanged,
+    NotReadable,
+    PartUrlRejected,
+    SourceUnavailable,
+    UploadRejected,
+)
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound, OutcomeUnknown
 from app.frameio.models import UploadStatus
@@ -44,32 +61,14 @@ EXPIRY_MARGIN = 600.0  # do not start parts on URLs that die within 10 minutes
 PART_ATTEMPTS = 8
 MAX_RECREATES = 3
 LOG_EVERY = 100 * 1000 * 1000
-
-
-class FileChanged(PostFlowError):
-    title = "File changed"
-
-
-class SourceUnavailable(PostFlowError):
-    """The watched volume is not reachable: wait for it, never give up on the file."""
-
-    title = "Watched folder unreachable"
-    retryable = True
-
-
-class PartUrlRejected(PostFlowError):
-    """Storage refused the presigned URL (expired, not ours, or already complete)."""
-
-    title = "Upload link refused"
-    retryable = True
-
-
-class UploadFailed(PostFlowError):
-    title = "Upload failed"
-    retryable = True
-
+VERIFY_TIMEOUT = 1800.0
 
 ProgressCallback = Callable[[int, int], None]  # job id, bytes done
+
+
+def remote_name(name: str) -> str:
+    """macOS file systems hand out decomposed (NFD) names; Frame.io shows and searches NFC."""
+    return unicodedata.normalize("NFC", name)
 
 
 class PushUploader:
@@ -81,115 +80,164 @@ class PushUploader:
         bandwidth: BandwidthLimiter,
         parts_per_file: int,
         on_progress: ProgressCallback,
+        monitor: RootMonitor,
+        hash_executor: Executor,
     ) -> None:
         self._store = store
         self._client = client
         self._http = parts_http
         self._bandwidth = bandwidth
-        self._parts_per_file = parts_per_file
+        self.parts_per_file = parts_per_file
         self._on_progress = on_progress
+        self._monitor = monitor
+        self._hash_executor = hash_executor
         self._rng = random.Random()
         self.outcome_wait = 30.0  # after an unconfirmed create: a 5xx asks for ≥ 30 s (BRIEF §3)
+        self.listing_settle = 30.0  # a placeholder may take this long to show in a listing
+        self.unreachable_renew_after = 300.0  # storage never answering: new URLs after this
+        self.verify_timeout = VERIFY_TIMEOUT
 
-    async def upload(self, job: Job, account_id: str, folder_id: str) -> Job:
-        await check_source_async(job)
-        check_remote = job.remote_file_id is not None  # resuming: Frame.io may already have it all
+    async def upload(
+        self, job: Job, root: WatchRoot, account_id: str, folder_id: str, sha256: str | None = None
+    ) -> str:
+        """Deliver the job's file; returns its SHA-256."""
+        await self.check_source(job, root)
+        up = await self._store.upload_state(job.id)
+        if up.remote_file_id and up.account_id and up.account_id != account_id:
+            log.warning("%s: an unfinished upload was left in account %s; starting in account %s",
+                        job.rel_path, up.account_id, account_id)  # fmt: skip
+            await self._store.clear_upload(job.id)
+            up = await self._store.upload_state(job.id)
+        hashing = None if sha256 else BackgroundHash(job.abs_path, self._hash_executor)
+        try:
+            await self._deliver(job, root, up, account_id, folder_id)
+            return sha256 or await hashing.digest()  # type: ignore[union-attr]
+        except OSError as exc:  # the hash read failed: the volume went away at the very end
+            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+        finally:
+            if hashing is not None:
+                hashing.stop()
+
+    async def _deliver(
+        self, job: Job, root: WatchRoot, up: UploadState, account_id: str, folder_id: str
+    ) -> None:
+        check_remote = up.remote_file_id is not None  # resuming: Frame.io may already have it all
         start_over = False
         for _ in range(MAX_RECREATES + 1):
-            job = await self._ensure_placeholder(job, account_id, folder_id)
+            up = await self._ensure_placeholder(job, up, account_id, folder_id)
             if check_remote:
                 check_remote = False
-                status = await self._remote_status(job, account_id)
-                if status is not None and status.complete and await self._verified(job, account_id):
-                    return job
+                status = await self._remote_status(up, account_id)
+                if status is not None and status.complete and await self._verified(job, up, account_id):
+                    return
                 start_over = start_over or status is None or status.failed
-            expiring = job.urls_expire_at is not None and job.urls_expire_at - EXPIRY_MARGIN < time.time()
+            expiring = up.urls_expire_at is not None and up.urls_expire_at - EXPIRY_MARGIN < time.time()
             if start_over or expiring:
                 why = "upload links expired" if expiring else "the unfinished upload cannot be continued"
                 log.info("%s: %s; starting the upload again", job.rel_path, why)
-                job = await self._discard(job, account_id)
+                up = await self.discard(job, up, account_id)
                 start_over = False
                 continue
             try:
-                job = await self._send_parts(job)
-                await check_source_async(job)
+                up = await self._send_parts(job, root, up)
+                await self.check_source(job, root)
             except PartUrlRejected as exc:
                 log.info("%s: %s", job.rel_path, exc.message)
                 check_remote = start_over = True  # complete already (a lost answer)? else anew
                 continue
-            except FileChanged:
-                await self._discard(job, account_id)
+            except UploadRejected:
+                await self.discard(job, up, account_id)
                 raise
-            if await self._verified(job, account_id):
-                return job
+            failpoints.hit("before_verify")
+            if await self._verified(job, up, account_id):
+                return
             log.warning("%s: Frame.io could not assemble the upload; uploading it again", job.rel_path)
             start_over = True
-        raise UploadFailed(f"Frame.io did not accept {job.name} after {MAX_RECREATES} tries.")
+        await self.discard(job, up, account_id)
+        raise UploadRejected(f"Frame.io did not accept {job.name} after {MAX_RECREATES} tries.")
 
-    async def _remote_status(self, job: Job, account_id: str) -> UploadStatus | None:
+    async def _remote_status(self, up: UploadState, account_id: str) -> UploadStatus | None:
         """What Frame.io knows of our placeholder; None if it is gone."""
-        assert job.remote_file_id is not None
+        assert up.remote_file_id is not None
         try:
-            return await self._client.upload_status(account_id, job.remote_file_id)
+            return await self._client.upload_status(account_id, up.remote_file_id)
         except NotFound:
             return None
 
     # ---- 1. placeholder ----
-    async def _ensure_placeholder(self, job: Job, account_id: str, folder_id: str) -> Job:
-        if job.remote_file_id and job.parts:
-            return job
-        if job.create_started_at is not None:
-            await self._remove_lost_placeholders(job, account_id, folder_id)
-        job = await self._store.update(job.id, create_started_at=time.time())
+    async def _ensure_placeholder(
+        self, job: Job, up: UploadState, account_id: str, folder_id: str
+    ) -> UploadState:
+        if up.remote_file_id and up.parts:
+            return up
+        if up.create_started_at is not None:
+            await self.remove_lost_placeholders(job, up, account_id, up.folder_id or folder_id)
+        await self._store.update(
+            job.id, create_started_at=time.time(), folder_id=folder_id, account_id=account_id
+        )
+        failpoints.hit("before_create")
+        name = remote_name(job.name)
         try:
-            upload = await self._client.create_local_upload(account_id, folder_id, job.name, job.size)
+            upload = await self._client.create_local_upload(account_id, folder_id, name, job.size)
         except OutcomeUnknown as exc:
             log.info("%s: %s; checking before creating again", job.rel_path, exc.message)
             await asyncio.sleep(self.outcome_wait)
-            await self._remove_lost_placeholders(job, account_id, folder_id)
-            upload = await self._client.create_local_upload(account_id, folder_id, job.name, job.size)
+            fresh = await self._store.upload_state(job.id)
+            await self.remove_lost_placeholders(job, fresh, account_id, folder_id, settle=False)
+            upload = await self._client.create_local_upload(account_id, folder_id, name, job.size)
+        failpoints.hit("after_create")
         parts = tuple((p.size, p.url) for p in upload.parts)
         if sum(size for size, _ in parts) != job.size:
             await self._client.delete_file(account_id, upload.file.id)
-            raise UploadFailed(f"Frame.io split {job.name} into parts that do not add up to its size.")
+            await self._store.clear_upload(job.id)
+            raise UploadRejected(f"Frame.io split {job.name} into parts that do not add up to its size.")
         log.info("%s: created on Frame.io as %s (%d parts)", job.rel_path, upload.file.id, len(parts))
-        return await self._store.update(
-            job.id, remote_file_id=upload.file.id, parts=parts, parts_done=frozenset(), bytes_done=0,
-            urls_expire_at=earliest_expiry(url for _, url in parts), media_type=upload.file.media_type,
-        )  # fmt: skip
+        expiry = earliest_expiry(url for _, url in parts)
+        await self._store.record_upload(job.id, upload.file.id, upload.file.media_type, parts, expiry)
+        failpoints.hit("after_record_id")
+        return await self._store.upload_state(job.id)
 
-    async def _remove_lost_placeholders(self, job: Job, account_id: str, folder_id: str) -> None:
+    async def remove_lost_placeholders(
+        self, job: Job, up: UploadState, account_id: str, folder_id: str, *, settle: bool = True
+    ) -> None:
+        """Delete placeholders an interrupted create may have left: this name and size, still
+        ``created``, and known to no job (a newer version of the file may be uploading)."""
+        if settle and up.create_started_at is not None:  # listings can lag behind a create
+            await asyncio.sleep(max(0.0, up.create_started_at + self.listing_settle - time.time()))
+        known = await self._store.known_remote_ids()
+        name = remote_name(job.name)
         for remote in await self._client.files_in(account_id, folder_id):
             if (
-                remote.name == job.name
+                remote.name == name
                 and remote.file_size == job.size
                 and remote.status == "created"
-                and remote.id != job.remote_file_id
+                and (remote.id not in known)
             ):
                 log.info(
                     "%s: removing placeholder %s left by an interrupted attempt", job.rel_path, remote.id
                 )
                 await self._client.delete_file(account_id, remote.id)
 
-    async def _discard(self, job: Job, account_id: str) -> Job:
-        if job.remote_file_id:
-            await self._client.delete_file(account_id, job.remote_file_id)
-        return await self._store.update(
-            job.id, remote_file_id=None, parts=(), parts_done=frozenset(), bytes_done=0,
-            urls_expire_at=None, create_started_at=None,
-        )  # fmt: skip
+    async def discard(self, job: Job, up: UploadState, account_id: str) -> UploadState:
+        """Remove whatever this job has on Frame.io, then forget it."""
+        if up.remote_file_id:
+            await self._client.delete_file(account_id, up.remote_file_id)
+        elif up.create_started_at is not None and up.folder_id:
+            await self.remove_lost_placeholders(job, up, account_id, up.folder_id)
+        await self._store.clear_upload(job.id)
+        return await self._store.upload_state(job.id)
 
     # ---- 3. parts ----
-    async def _send_parts(self, job: Job) -> Job:
+    async def _send_parts(self, job: Job, root: WatchRoot, up: UploadState) -> UploadState:
         offsets = []
         offset = 0
-        for size, _ in job.parts:
+        for size, _ in up.parts:
             offsets.append(offset)
             offset += size
-        done = sum(job.parts[i][0] for i in job.parts_done)
+        done = sum(up.parts[i][0] for i in up.parts_done)
         in_flight: dict[int, int] = {}
         state = {"done": done, "logged": done // LOG_EVERY}
-        gate = asyncio.Semaphore(self._parts_per_file)
+        gate = asyncio.Semaphore(self.parts_per_file)
 
         def sent(index: int, amount: int) -> None:
             in_flight[index] = in_flight.get(index, 0) + amount
@@ -201,13 +249,15 @@ class PushUploader:
 
         async def one(index: int) -> None:
             async with gate:
-                size, url = job.parts[index]
-                await self._put_part(job, index, offsets[index], size, url, sent, in_flight)
+                size, url = up.parts[index]
+                await self._put_part(job, root, up, index, offsets[index], size, url, sent, in_flight)
+                failpoints.hit("after_part_sent")
                 in_flight.pop(index, None)
                 state["done"] += size
-                await self._store.mark_part_done(job.id, index, size)
+                await self._store.mark_part_done(job.id, index)
+                failpoints.hit("after_part_recorded")
 
-        pending = [i for i in range(len(job.parts)) if i not in job.parts_done]
+        pending = [i for i in range(len(up.parts)) if i not in up.parts_done]
         # Plain tasks, not a TaskGroup: on 3.11 a failing child leaves the parent's cancel
         # count raised, which would make a part's failure look like a user's cancel.
         tasks = [asyncio.ensure_future(one(index)) for index in pending]
@@ -221,13 +271,13 @@ class PushUploader:
         failures = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
         if failures:
             raise _most_telling([f for f in failures if f is not None])
-        fresh = await self._store.get(job.id)
-        assert fresh is not None
-        return fresh
+        return await self._store.upload_state(job.id)
 
     async def _put_part(
         self,
         job: Job,
+        root: WatchRoot,
+        up: UploadState,
         index: int,
         offset: int,
         size: int,
@@ -235,7 +285,7 @@ class PushUploader:
         sent: Callable[[int, int], None],
         in_flight: dict[int, int],
     ) -> None:
-        media_type = job.media_type or "application/octet-stream"  # signed into the URL: exact
+        media_type = up.media_type or "application/octet-stream"  # signed into the URL: exact
         headers = {"x-amz-acl": "private", "Content-Type": media_type, "Content-Length": str(size)}
         for attempt in range(1, PART_ATTEMPTS + 1):
             in_flight[index] = 0
@@ -243,8 +293,10 @@ class PushUploader:
             try:
                 handle = await _open_for_reading(job.abs_path)
             except FileNotFoundError:
-                await check_source_async(job)
+                await self.check_source(job, root)  # unavailable volume, or moved away
                 raise
+            except PermissionError as exc:
+                raise NotReadable(_not_readable(job, exc)) from None
             except OSError as exc:
                 raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
             try:
@@ -252,6 +304,9 @@ class PushUploader:
                 response = await self._http.put(url, content=body, headers=headers)
             except (FileChanged, SourceUnavailable):
                 raise
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                problem = type(exc).__name__
+                await self._storage_unreachable(job, up)
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
             else:
@@ -263,16 +318,32 @@ class PushUploader:
                 if response.status_code in (403, 404):
                     raise PartUrlRejected(f"storage refused part {index + 1} (HTTP {response.status_code})")
                 if response.status_code in (400, 411):
-                    await check_source_async(job)
-                    raise UploadFailed(f"storage refused part {index + 1}: {response.text[:200]}")
-                problem = f"HTTP {response.status_code}"
+                    raise UploadRejected(
+                        f"Frame.io's storage refused part {index + 1} of {job.name}: {_s3_message(response)}"
+                    )
+                problem = f"HTTP {response.status_code}: {_s3_message(response)}"
             finally:
                 handle.close()  # read-only: closing never waits on a flush
             wait = min(60.0, 2 ** (attempt - 1)) * (1 + self._rng.random() / 2)
             log.info("%s: part %d/%d failed (%s), retry %d in %.1fs", job.rel_path, index + 1,
-                     len(job.parts), problem, attempt, wait)  # fmt: skip
+                     len(up.parts), problem, attempt, wait)  # fmt: skip
             await asyncio.sleep(wait)
-        raise ServiceUnavailable(f"Upload storage keeps failing for {job.name}; will try again later.")
+        raise ServiceUnavailable(
+            f"Upload storage keeps failing for {job.name} ({problem}); will try again later."
+        )
+
+    async def _storage_unreachable(self, job: Job, up: UploadState) -> None:
+        """Storage does not even answer: once that lasted long enough, the URLs are stale
+        (e.g. they name a server that moved) and new ones are asked for."""
+        now = time.time()
+        fresh = await self._store.upload_state(job.id)
+        since = fresh.parts_failing_since
+        if since is None:
+            await self._store.update(job.id, parts_failing_since=now)
+        elif now - since >= self.unreachable_renew_after:
+            raise PartUrlRejected(
+                f"upload storage unreachable for {int(now - since)} s; asking Frame.io for new upload links"
+            )
 
     async def _read(
         self, handle: BinaryIO, job: Job, offset: int, size: int, sent: Callable[[int], None]
@@ -292,25 +363,76 @@ class PushUploader:
             raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
 
     # ---- 5. verify ----
-    async def _verified(self, job: Job, account_id: str) -> bool:
-        assert job.remote_file_id is not None
+    async def _verified(self, job: Job, up: UploadState, account_id: str) -> bool:
+        assert up.remote_file_id is not None
         delay = 0.25
-        deadline = time.monotonic() + 1800
+        deadline = time.monotonic() + self.verify_timeout
         while time.monotonic() < deadline:
-            status = await self._client.upload_status(account_id, job.remote_file_id)
+            status = await self._client.upload_status(account_id, up.remote_file_id)
             if status.failed:
                 return False
             if status.complete:
-                remote = await self._client.file(account_id, job.remote_file_id)
+                remote = await self._client.file(account_id, up.remote_file_id)
                 if remote.file_size != job.size:
                     log.warning(
                         "%s: Frame.io reports %d bytes, expected %d", job.rel_path, remote.file_size, job.size
                     )
                     return False
+                failpoints.hit("after_verify")
                 return True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-        raise ServiceUnavailable(f"Frame.io has not finished processing {job.name} after 30 minutes.")
+        await self.discard(job, up, account_id)
+        minutes = self.verify_timeout / 60
+        raise UploadRejected(f"Frame.io had not finished processing {job.name} after {minutes:.0f} minutes.")
+
+    # ---- 0. the source ----
+    async def check_source(self, job: Job, root: WatchRoot) -> None:
+        await asyncio.to_thread(self._check_source, job, root)
+
+    def _check_source(self, job: Job, root: WatchRoot) -> None:
+        """Blocking: is the file still the version this job is about, and may we read it?
+
+        A missing file under an unavailable watch folder (an unmounted volume, or only its
+        empty mount point) is "unavailable": wait for it. Under an available one, it was moved
+        or deleted."""
+        try:
+            st = os.stat(job.abs_path)
+        except FileNotFoundError:
+            problem = self._monitor.check(root.id, root.path)
+            if problem is not None:
+                raise SourceUnavailable(problem) from None
+            raise FileChanged(f"{job.name} was moved or deleted before it was uploaded.") from None
+        except PermissionError as exc:
+            raise NotReadable(_not_readable(job, exc)) from None
+        except OSError as exc:
+            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+            raise FileChanged(
+                f"{job.name} changed before it was uploaded; the new version is queued instead."
+            )
+        try:
+            os.close(os.open(job.abs_path, os.O_RDONLY))
+        except PermissionError as exc:
+            raise NotReadable(_not_readable(job, exc)) from None
+        except OSError as exc:
+            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+
+
+def _not_readable(job: Job, exc: OSError) -> str:
+    return (
+        f"PostFlow may not read {job.abs_path} ({exc.strerror or 'permission denied'}). "
+        "Fix the file's permissions, then choose Retry."
+    )
+
+
+def _s3_message(response: httpx.Response) -> str:
+    """The <Message> of an S3 XML error, or the start of the body."""
+    text = response.text
+    start, end = text.find("<Message>"), text.find("</Message>")
+    if 0 <= start < end:
+        return text[start + len("<Message>") : end]
+    return text[:200] or response.reason_phrase
 
 
 def _open_rb(path: str) -> BinaryIO:
@@ -332,40 +454,10 @@ async def _open_for_reading(path: str) -> BinaryIO:
         raise
 
 
-async def check_source_async(job: Job) -> None:
-    await asyncio.to_thread(check_source, job)
-
-
-def check_source(job: Job) -> None:
-    """Blocking (run it in a thread): is the file still the version this job is about?
-
-    A missing file under an unreachable watch folder (an unmounted volume) is "unavailable":
-    wait for it. A missing file under a reachable watch folder was moved or deleted."""
-    try:
-        st = os.stat(job.abs_path)
-    except FileNotFoundError:
-        if not _root_reachable(job):
-            raise SourceUnavailable(f"{job.abs_path} cannot be reached right now.") from None
-        raise FileChanged(f"{job.name} was moved or deleted before it was uploaded.") from None
-    except OSError as exc:
-        raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
-    if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
-        raise FileChanged(f"{job.name} changed before it was uploaded; the new version is queued instead.")
-
-
-def _root_reachable(job: Job) -> bool:
-    root = job.abs_path[: len(job.abs_path) - len(job.rel_path)] or "."
-    try:
-        with os.scandir(root) as entries:
-            next(entries, None)
-        return True
-    except OSError:
-        return False
-
-
 def _most_telling(failures: list[BaseException]) -> BaseException:
     """One part's failure stops the others; report the failure that decides what happens next."""
-    for kind in (FileChanged, SourceUnavailable, PartUrlRejected, UploadFailed, PostFlowError):
+    kinds = (FileChanged, SourceUnavailable, NotReadable, PartUrlRejected, UploadRejected, PostFlowError)
+    for kind in kinds:
         for exc in failures:
             if isinstance(exc, kind):
                 return exc

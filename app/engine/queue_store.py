@@ -5,55 +5,137 @@ connections belong to one thread, and the event loop must never wait on disk). N
 migrations in ``MIGRATIONS`` move old databases forward; opening recovers from a crash by
 putting jobs that were uploading back to pending, with their Frame.io file id and finished
 parts kept so the upload resumes instead of restarting.
+
+Which versions may be queued again: only a *delivered* version (or one the user cancelled)
+blocks a new job for the same path + size + mtime. A version cancelled because it was moved
+away, changed or replaced is queued again when the identical file comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.core.jobs import Job, JobState
+from app.core.jobs import ACTIVE_STATES, Job, JobState, UploadState
 
 T = TypeVar("T")
+Migration = str | Callable[[sqlite3.Connection], None]
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: jobs and their upload progress
-    """
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        root_id TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        abs_path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        remote_file_id TEXT,
-        media_type TEXT,
-        create_started_at REAL,
-        parts TEXT NOT NULL DEFAULT '[]',
-        parts_done TEXT NOT NULL DEFAULT '[]',
-        urls_expire_at REAL,
-        bytes_done INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        UNIQUE (root_id, rel_path, size, mtime_ns)
-    );
-    CREATE INDEX jobs_by_state ON jobs (state, id);
-    """,
-)
+_V1 = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    root_id TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    abs_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    remote_file_id TEXT,
+    media_type TEXT,
+    create_started_at REAL,
+    parts TEXT NOT NULL DEFAULT '[]',
+    parts_done TEXT NOT NULL DEFAULT '[]',
+    urls_expire_at REAL,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (root_id, rel_path, size, mtime_ns)
+);
+CREATE INDEX jobs_by_state ON jobs (state, id);
+"""
 
-_FIELDS = (
-    "attempts", "last_error", "remote_file_id", "media_type", "create_started_at", "parts", "parts_done",
-    "urls_expire_at", "bytes_done", "abs_path",
-)  # fmt: skip
+_V2_TABLES = """
+CREATE TABLE jobs2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    root_id TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    abs_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    remote_file_id TEXT,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT,
+    note TEXT,
+    cancelled_by_user INTEGER NOT NULL DEFAULT 0,
+    account_id TEXT,
+    folder_id TEXT,
+    media_type TEXT,
+    create_started_at REAL,
+    urls_expire_at REAL,
+    parts_failing_since REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE job_parts (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _migrate_v2(db: sqlite3.Connection) -> None:
+    """No more uniqueness on the version (a cancelled row must not block it forever); part
+    URLs move to their own table (one row a part: recording a part is O(1), and listing jobs
+    never carries URLs); sha256, note and where the upload lives are recorded."""
+    _script(db, _V2_TABLES)
+    db.execute(
+        "INSERT INTO jobs2 (id, root_id, rel_path, abs_path, size, mtime_ns, state, attempts, last_error, "
+        "remote_file_id, bytes_done, media_type, create_started_at, urls_expire_at, created_at, updated_at) "
+        "SELECT id, root_id, rel_path, abs_path, size, mtime_ns, state, attempts, last_error, "
+        "remote_file_id, bytes_done, media_type, create_started_at, urls_expire_at, created_at, updated_at "
+        "FROM jobs"
+    )
+    for row in db.execute("SELECT id, state, parts, parts_done FROM jobs").fetchall():
+        if row[1] == JobState.DONE.value:
+            continue
+        done = set(json.loads(row[3]))
+        db.executemany(
+            "INSERT INTO job_parts (job_id, idx, size, url, done) VALUES (?, ?, ?, ?, ?)",
+            [(row[0], i, int(s), str(u), int(i in done)) for i, (s, u) in enumerate(json.loads(row[2]))],
+        )
+    db.execute("DROP TABLE jobs")
+    db.execute("ALTER TABLE jobs2 RENAME TO jobs")
+    db.execute("CREATE INDEX jobs_by_state ON jobs (state, id)")
+    db.execute("CREATE INDEX jobs_by_path ON jobs (root_id, rel_path, size)")
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2)
+
+_PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
+           "abs_path")  # fmt: skip
+_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at",
+           "parts_failing_since")  # fmt: skip
+_FIELDS = frozenset(_PUBLIC + _UPLOAD)
+_CLEARED_UPLOAD: dict[str, Any] = {
+    "remote_file_id": None, "folder_id": None, "media_type": None, "create_started_at": None,
+    "urls_expire_at": None, "parts_failing_since": None, "bytes_done": 0,
+}  # fmt: skip
+_HOLDING = tuple(s.value for s in (*ACTIVE_STATES, JobState.DONE, JobState.FAILED))
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -68,23 +150,22 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         attempts=row["attempts"],
         last_error=row["last_error"],
         remote_file_id=row["remote_file_id"],
-        media_type=row["media_type"],
-        create_started_at=row["create_started_at"],
-        parts=tuple((int(s), str(u)) for s, u in json.loads(row["parts"])),
-        parts_done=frozenset(json.loads(row["parts_done"])),
-        urls_expire_at=row["urls_expire_at"],
         bytes_done=row["bytes_done"],
+        sha256=row["sha256"],
+        note=row["note"],
+        cancelled_by_user=bool(row["cancelled_by_user"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
 
 
-def _encode(name: str, value: Any) -> Any:
-    if name == "parts":
-        return json.dumps([list(p) for p in value])
-    if name == "parts_done":
-        return json.dumps(sorted(value))
-    return value
+@dataclass(frozen=True)
+class Added:
+    """What queuing a file version did: the new job (None: this version is already known),
+    and older versions of the same path it replaced (cancelled, their uploads to remove)."""
+
+    job: Job | None
+    replaced: tuple[Job, ...] = ()
 
 
 class QueueStore:
@@ -102,33 +183,46 @@ class QueueStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def open(self) -> list[Job]:
-        """Open (creating and migrating as needed) and recover; returns the recovered jobs."""
+    async def open(self, *, recover: bool = True) -> list[Job]:
+        """Open (creating and migrating as needed) and recover; returns the recovered jobs.
+        ``recover=False`` for a second opener beside a running engine (its uploads are live)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        return await self._run(self._recover) if recover else []
 
-        def connect() -> None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a power cut must not undo "create started"
-            db.execute("PRAGMA busy_timeout=5000")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"{self.path} was written by a newer PostFlow (schema {version}); update PostFlow."
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                db.execute("BEGIN")
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private(self.path.parent, 0o700)
+        if not self.path.exists():  # created private: file names and folder ids are the user's business
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        _private(self.path, 0o600)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a power cut must not undo "create started"
+        if sys.platform == "darwin":
+            db.execute("PRAGMA fullfsync=ON")  # macOS fsync does not reach the platter without it
+        db.execute("PRAGMA busy_timeout=5000")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            db.close()
+            raise RuntimeError(
+                f"{self.path} was written by a newer PostFlow (schema {version}); update PostFlow."
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            db.execute("BEGIN")
+            try:
+                if isinstance(step, str):
+                    _script(db, step)
+                else:
+                    step(db)
                 db.execute(f"PRAGMA user_version={number}")
                 db.execute("COMMIT")
-            db.isolation_level = "DEFERRED"
-            self._db = db
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
-        return await self._run(self._recover)
+            except BaseException:
+                db.execute("ROLLBACK")
+                db.close()
+                raise
+        db.isolation_level = "DEFERRED"
+        self._db = db
 
     @staticmethod
     def _recover(db: sqlite3.Connection) -> list[Job]:
@@ -148,30 +242,46 @@ class QueueStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         await asyncio.to_thread(self._executor.shutdown, True)
 
-    # ---- queries ----
-    async def add(self, root_id: str, rel_path: str, abs_path: str, size: int, mtime_ns: int) -> Job | None:
-        """Queue a file version; None when this exact path + size + mtime is already known."""
+    # ---- queuing ----
+    async def add(self, root_id: str, rel_path: str, abs_path: str, size: int, mtime_ns: int) -> Added:
+        """Queue a file version unless it is delivered, queued, failed or refused by the user.
+        A new version replaces older ones of the same path that are still waiting."""
 
-        def insert(db: sqlite3.Connection) -> Job | None:
+        def insert(db: sqlite3.Connection) -> Added:
+            marks = ",".join("?" * len(_HOLDING))
+            held = db.execute(
+                f"SELECT 1 FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ? "
+                f"AND (state IN ({marks}) OR cancelled_by_user = 1) LIMIT 1",
+                (root_id, rel_path, size, mtime_ns, *_HOLDING),
+            ).fetchone()
+            if held is not None:
+                return Added(None)
             now = time.time()
+            waiting = (JobState.PENDING.value, JobState.PAUSED.value, JobState.FAILED.value)
+            older = db.execute(
+                "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+                (root_id, rel_path, *waiting),
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET state = ?, last_error = ?, updated_at = ? "
+                "WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+                (JobState.CANCELLED.value, "Replaced by a newer version of the file.", now, root_id, rel_path,
+                 *waiting),
+            )  # fmt: skip
             cur = db.execute(
-                "INSERT OR IGNORE INTO jobs (root_id, rel_path, abs_path, size, mtime_ns, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (root_id, rel_path, abs_path, size, mtime_ns, state, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (root_id, rel_path, abs_path, size, mtime_ns, JobState.PENDING.value, now, now),
             )
-            if cur.rowcount == 0:
-                return None
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone()
-            return _row_to_job(row)
+            job = _row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone())
+            replaced = tuple(_fetch(db, r["id"]) for r in older)
+            return Added(job, replaced)
 
         return await self._run(insert)
 
+    # ---- queries ----
     async def get(self, job_id: int) -> Job | None:
-        def fetch(db: sqlite3.Connection) -> Job | None:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return None if row is None else _row_to_job(row)
-
-        return await self._run(fetch)
+        return await self._run(lambda db: _fetch_or_none(db, job_id))
 
     async def jobs(self, states: Iterable[JobState] | None = None) -> list[Job]:
         wanted = [s.value for s in states] if states is not None else None
@@ -188,6 +298,42 @@ class QueueStore:
 
         return await self._run(fetch)
 
+    async def delivered_version(self, root_id: str, rel_path: str, size: int) -> Job | None:
+        """The newest delivered job of this path and size with a known checksum."""
+
+        def fetch(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND state = ? "
+                "AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (root_id, rel_path, size, JobState.DONE.value),
+            ).fetchone()
+            return None if row is None else _row_to_job(row)
+
+        return await self._run(fetch)
+
+    async def unfinished_uploads(self) -> list[Job]:
+        """Given-up jobs (cancelled or failed) that may still have something on Frame.io."""
+
+        def fetch(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE state IN (?, ?) AND (remote_file_id IS NOT NULL OR "
+                "create_started_at IS NOT NULL) ORDER BY id",
+                (JobState.CANCELLED.value, JobState.FAILED.value),
+            ).fetchall()
+            return [_row_to_job(r) for r in rows]
+
+        return await self._run(fetch)
+
+    async def known_remote_ids(self) -> set[str]:
+        """Every Frame.io file id a job holds: never someone else's "lost placeholder"."""
+
+        def fetch(db: sqlite3.Connection) -> set[str]:
+            rows = db.execute("SELECT remote_file_id FROM jobs WHERE remote_file_id IS NOT NULL").fetchall()
+            return {str(r[0]) for r in rows}
+
+        return await self._run(fetch)
+
+    # ---- changes ----
     async def update(self, job_id: int, state: JobState | None = None, **changes: Any) -> Job:
         """Persist a transition and/or progress; returns the job as stored."""
         job = await self.transition(job_id, state, None, **changes)
@@ -199,8 +345,9 @@ class QueueStore:
         self, job_id: int, state: JobState | None, expect: Iterable[JobState] | None, **changes: Any
     ) -> Job | None:
         """Compare-and-set: apply only if the job is in one of ``expect`` (None: any state).
-        Returns the stored job, or None when the job was not in an expected state."""
-        unknown = set(changes) - set(_FIELDS)
+        Returns the stored job, or None when the job was not in an expected state. A delivered
+        job forgets its part URLs: they are of no use and should not linger."""
+        unknown = set(changes) - _FIELDS
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
         wanted = None if expect is None else [s.value for s in expect]
@@ -209,31 +356,159 @@ class QueueStore:
             cols = dict(changes)
             if state is not None:
                 cols["state"] = state.value
+            if state is JobState.DONE:
+                cols.update(urls_expire_at=None, create_started_at=None, parts_failing_since=None)
             cols["updated_at"] = time.time()
             assignments = ", ".join(f"{name} = ?" for name in cols)
-            values = [_encode(name, value) for name, value in cols.items()]
             where = "id = ?"
             args: list[object] = [job_id]
             if wanted is not None:
                 where += f" AND state IN ({','.join('?' * len(wanted))})"
                 args += wanted
-            cur = db.execute(f"UPDATE jobs SET {assignments} WHERE {where}", (*values, *args))
+            cur = db.execute(f"UPDATE jobs SET {assignments} WHERE {where}", (*cols.values(), *args))
             if cur.rowcount == 0:
                 return None
-            return _row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+            if state is JobState.DONE:
+                db.execute("DELETE FROM job_parts WHERE job_id = ?", (job_id,))
+            return _fetch(db, job_id)
 
         return await self._run(write)
 
-    async def mark_part_done(self, job_id: int, index: int, size: int) -> Job:
-        def write(db: sqlite3.Connection) -> Job:
-            row = db.execute("SELECT parts_done, bytes_done FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            done = set(json.loads(row["parts_done"]))
-            if index not in done:
-                done.add(index)
+    # ---- upload state (the uploader's own) ----
+    async def upload_state(self, job_id: int) -> UploadState:
+        def fetch(db: sqlite3.Connection) -> UploadState:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no job {job_id}")
+            parts = db.execute(
+                "SELECT size, url, done FROM job_parts WHERE job_id = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+            return UploadState(
+                job_id=job_id,
+                remote_file_id=row["remote_file_id"],
+                account_id=row["account_id"],
+                folder_id=row["folder_id"],
+                media_type=row["media_type"],
+                create_started_at=row["create_started_at"],
+                parts=tuple((int(p["size"]), str(p["url"])) for p in parts),
+                parts_done=frozenset(i for i, p in enumerate(parts) if p["done"]),
+                urls_expire_at=row["urls_expire_at"],
+                parts_failing_since=row["parts_failing_since"],
+            )
+
+        return await self._run(fetch)
+
+    async def record_upload(
+        self, job_id: int, remote_file_id: str, media_type: str, parts: tuple[tuple[int, str], ...],
+        urls_expire_at: float | None,
+    ) -> None:  # fmt: skip
+        """The placeholder exists: its id and part URLs, in one transaction."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM job_parts WHERE job_id = ?", (job_id,))
+            db.executemany(
+                "INSERT INTO job_parts (job_id, idx, size, url) VALUES (?, ?, ?, ?)",
+                [(job_id, i, size, url) for i, (size, url) in enumerate(parts)],
+            )
+            db.execute(
+                "UPDATE jobs SET remote_file_id = ?, media_type = ?, urls_expire_at = ?, bytes_done = 0, "
+                "parts_failing_since = NULL, updated_at = ? WHERE id = ?",
+                (remote_file_id, media_type, urls_expire_at, time.time(), job_id),
+            )
+
+        await self._run(write)
+
+    async def clear_upload(self, job_id: int) -> None:
+        """Nothing of this job is on Frame.io any more (deleted, or never created)."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM job_parts WHERE job_id = ?", (job_id,))
+            assignments = ", ".join(f"{name} = ?" for name in _CLEARED_UPLOAD)
+            db.execute(
+                f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
+                (*_CLEARED_UPLOAD.values(), time.time(), job_id),
+            )
+
+        await self._run(write)
+
+    async def mark_part_done(self, job_id: int, index: int) -> None:
+        """One row touched, whatever the number of parts (a 100 GB file has thousands)."""
+
+        def write(db: sqlite3.Connection) -> None:
+            cur = db.execute(
+                "UPDATE job_parts SET done = 1 WHERE job_id = ? AND idx = ? AND done = 0", (job_id, index)
+            )
+            if cur.rowcount:
                 db.execute(
-                    "UPDATE jobs SET parts_done = ?, bytes_done = ?, updated_at = ? WHERE id = ?",
-                    (json.dumps(sorted(done)), row["bytes_done"] + size, time.time(), job_id),
+                    "UPDATE jobs SET bytes_done = bytes_done + (SELECT size FROM job_parts WHERE job_id = ? "
+                    "AND idx = ?), parts_failing_since = NULL, updated_at = ? WHERE id = ?",
+                    (job_id, index, time.time(), job_id),
                 )
-            return _row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+        await self._run(write)
+
+    # ---- roots and other small facts ----
+    async def rekey_root(self, old_ids: Iterable[str], new_id: str, new_path: str | None = None) -> int:
+        """Give jobs of ``old_ids`` to ``new_id`` (an older id scheme, or a moved folder), with
+        their absolute paths rebased on ``new_path``. Returns how many jobs moved."""
+        old = [i for i in old_ids if i != new_id]
+
+        def write(db: sqlite3.Connection) -> int:
+            moved = 0
+            for old_id in old:
+                rows = db.execute("SELECT id, rel_path FROM jobs WHERE root_id = ?", (old_id,)).fetchall()
+                for row in rows:
+                    abs_path = (
+                        os.path.join(new_path, *row["rel_path"].split("/")) if new_path is not None else None
+                    )
+                    db.execute(
+                        "UPDATE jobs SET root_id = ?, abs_path = COALESCE(?, abs_path) WHERE id = ?",
+                        (new_id, abs_path, row["id"]),
+                    )
+                moved += len(rows)
+                value = db.execute("SELECT value FROM meta WHERE key = ?", (f"root:{old_id}",)).fetchone()
+                db.execute("DELETE FROM meta WHERE key = ?", (f"root:{old_id}",))
+                if value is not None and new_path is None:
+                    db.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (f"root:{new_id}", value[0])
+                    )
+            return moved
 
         return await self._run(write)
+
+    async def meta(self, key: str) -> str | None:
+        def fetch(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(fetch)
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+        await self._run(write)
+
+
+def _fetch_or_none(db: sqlite3.Connection, job_id: int) -> Job | None:
+    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _row_to_job(row)
+
+
+def _fetch(db: sqlite3.Connection, job_id: int) -> Job:
+    job = _fetch_or_none(db, job_id)
+    if job is None:
+        raise KeyError(f"no job {job_id}")
+    return job
+
+
+def _private(path: Path, mode: int) -> None:
+    """Owner-only access; not every file system keeps modes (then there is nothing to do)."""
+    try:
+        if os.stat(path).st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass

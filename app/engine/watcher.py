@@ -18,6 +18,7 @@ from typing import Any
 
 from app.core.jobs import WatchRoot
 from app.engine.file_filter import FileFilter
+from app.engine.root_health import RootMonitor
 from app.engine.stability import Observation, StabilityTracker
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ class Watcher:
         scan_interval: float,
         on_ready: ReadyCallback,
         on_health: HealthCallback,
+        monitor: RootMonitor,
     ) -> None:
+        self._monitor = monitor
         self._filter = file_filter
         self._scan_interval = scan_interval
         self._on_ready = on_ready
@@ -95,6 +98,13 @@ class Watcher:
         self._roots.pop(root_id, None)
         self._trackers.pop(root_id, None)
 
+    def forget(self, root_id: str, rel_path: str) -> None:
+        """Look at this file afresh: its job ended without delivering it (it was moved away,
+        say), so the version seen now, even an identical one, is offered again once stable."""
+        tracker = self._trackers.get(root_id)
+        if tracker is not None:
+            tracker.forget(rel_path)
+
     def poke(self) -> None:
         """Scan soon (a watchdog event, a user action)."""
         self._wake.set()
@@ -113,6 +123,10 @@ class Watcher:
 
     async def scan_once(self) -> None:
         for root in list(self._roots.values()):
+            problem = await asyncio.to_thread(self._monitor.check, root.id, root.path)
+            if problem is not None:  # gone, or only its empty mount point: forget nothing
+                self._report(root, problem)
+                continue
             try:
                 found = await asyncio.to_thread(scan_root, root, self._filter)
             except OSError as exc:

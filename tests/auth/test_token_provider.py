@@ -230,3 +230,45 @@ async def test_signing_out_during_a_refresh_stays_signed_out(
         assert auth.provider.state is AuthState.SIGNED_OUT
     finally:
         await auth.aclose()
+
+
+class _GatedIms:
+    """The real IMS client, whose refresh answers only when the test opens the gate."""
+
+    def __init__(self, real: ImsClient) -> None:
+        self._real = real
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def refresh(self, refresh_token: str) -> Any:
+        self.started.set()
+        await self.gate.wait()
+        return await self._real.refresh(refresh_token)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+async def test_a_sign_in_during_a_refresh_that_then_fails_stays_signed_in(sandbox: Any) -> None:
+    """Defect 7: the old session's refresh failing late (invalid_grant) must not sign out the
+    new session, nor leave callers thinking they are signed out."""
+    from tests_auth_helpers import LOOPBACK, follow_authorize
+
+    auth = await signed_in_service(sandbox)
+    try:
+        old = auth.provider.tokens
+        assert old is not None and old.refresh_token
+        sandbox.http.post("/ims/revoke", data={"client_id": "postflow-sandbox", "token": old.refresh_token})
+        gated = _GatedIms(auth.ims)
+        auth.provider._ims = gated  # type: ignore[assignment]
+        await expire_now(auth)
+        caller = asyncio.ensure_future(auth.provider.access_token())
+        await gated.started.wait()  # the refresh is in flight ...
+        flow = auth.new_flow(LOOPBACK)
+        fresh = await auth.finish(flow, await follow_authorize(flow.authorize_url))  # ... and a new sign-in
+        gated.gate.set()  # the old refresh now fails with invalid_grant
+        assert await caller == fresh.access_token
+        assert auth.provider.tokens is not None and auth.provider.tokens.access_token == fresh.access_token
+        assert auth.store.load() is not None  # the keychain still holds the new sign-in
+    finally:
+        await auth.aclose()

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_harness import EngineProcess, file_sha256, sign_in_into_file_keyring, wait_for, write_random
+from engine_harness import (
+    EngineProcess,
+    check_exactly_once,
+    expected_from_disk,
+    sign_in_into_file_keyring,
+    wait_for,
+    write_random,
+)
 
 from app.sandbox.config import SandboxConfig
 
@@ -29,26 +36,6 @@ def engine_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "engine"
     (home / "watch").mkdir(parents=True)
     yield home
-
-
-def expected_from_disk(watch: Path) -> dict[str, str]:
-    return {
-        "Demo Project/Incoming/" + p.relative_to(watch).as_posix(): file_sha256(p)
-        for p in watch.rglob("*")
-        if p.is_file() and p.stat().st_size > 0
-    }
-
-
-def check_exactly_once(sandbox: Any, expected: dict[str, str]) -> None:
-    remote = sandbox.files()
-    placeholders = [f for f in remote if f["status"] == "created"]
-    assert placeholders == [], f"placeholders left: {[f['path'] for f in placeholders]}"
-    by_path: dict[str, list[str]] = {}
-    for f in remote:
-        by_path.setdefault(f["path"], []).append(f["sha256"])
-    duplicates = {p: len(v) for p, v in by_path.items() if len(v) > 1}
-    assert duplicates == {}
-    assert {p: v[0] for p, v in by_path.items()} == expected
 
 
 def done_count(sandbox: Any) -> int:

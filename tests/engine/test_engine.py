@@ -142,7 +142,8 @@ async def test_pause_resume_cancel_and_retry(harness: Harness) -> None:
     cancelled = await engine.store.get(first.id)
     assert cancelled is not None and cancelled.state is JobState.CANCELLED
     await wait_for(lambda: len(harness.delivered()) == 1, what="the other file")
-    assert all(f["status"] != "created" for f in harness.remote_files())  # placeholder removed
+    await wait_for(lambda: all(f["status"] != "created" for f in harness.remote_files()),
+                   what="placeholder removed")  # fmt: skip
     await engine.retry(first.id)
     await wait_for(lambda: len(harness.delivered()) == 2, timeout=60, what="retried file")
 
@@ -242,7 +243,7 @@ async def test_offline_volume_keeps_queued_jobs_waiting_not_cancelled(
     await engine.resume_all()
     await wait_for(
         lambda: all(
-            e.error and "cannot be reached" in e.error
+            e.error and "cannot be read" in e.error
             for e in harness.events
             if isinstance(e, JobStateChanged) and e.state == "pending" and e.error
         ),
@@ -253,7 +254,7 @@ async def test_offline_volume_keeps_queued_jobs_waiting_not_cancelled(
             sum(
                 1
                 for e in harness.events
-                if isinstance(e, JobStateChanged) and e.error and "cannot be reached" in e.error
+                if isinstance(e, JobStateChanged) and e.error and "cannot be read" in e.error
             )
             >= 1
         ),
