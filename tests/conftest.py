@@ -79,3 +79,11 @@ def seed_ids(api: httpx.Client) -> dict[str, str]:
         "project": demo["id"],
         "root": demo["root_folder_id"],
     }
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Qt tests last: once QtWebEngine and a qasync loop have run in this process, pytest-qt
+    processes Qt events after every later test, and Qt state left behind (socket notifiers of a
+    closed loop) must not meet the sockets of unrelated tests."""
+    gui = [item for item in items if item.nodeid.startswith("tests/gui/")]
+    items[:] = [item for item in items if item not in gui] + gui

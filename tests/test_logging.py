@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
+
+import pytest
 
 from app.core.logging_setup import SECRETS, setup_logging
 
@@ -34,3 +38,13 @@ def test_known_secrets_and_token_shapes_are_redacted(tmp_path: Path) -> None:
     assert text.count("[redacted]") >= 6
     assert "state=xyz" in text and "client_id=x" in text
     setup_logging("INFO", None, console=False)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_log_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "postflow.log"
+    setup_logging("INFO", log_file, console=False)
+    logging.getLogger("test").info("clip from the Secret Project")
+    setup_logging("INFO", None, console=False)
+    assert stat.S_IMODE(os.stat(log_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(log_file.parent).st_mode) == 0o700

@@ -6,12 +6,15 @@ a library, a URL with ``code=``) is masked before it reaches a handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
@@ -54,6 +57,16 @@ class RedactingFormatter(logging.Formatter):
         return SECRETS.redact(super().format(record))
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Log files readable by their owner only: they name clients' projects and files."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with contextlib.suppress(OSError):  # a file system without modes: nothing to do
+            os.chmod(self.baseFilename, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _installed: list[logging.Handler] = []
 
@@ -68,7 +81,9 @@ def setup_logging(level: str, log_file: Path | None, console: bool) -> None:
     formatter = RedactingFormatter(_FORMAT)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        with contextlib.suppress(OSError):
+            os.chmod(log_file.parent, 0o700)
+        file_handler = PrivateRotatingFileHandler(
             log_file, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )
         file_handler.setFormatter(formatter)

@@ -42,7 +42,7 @@ from app.core.roots import check_overlaps, resolved, root_id_for
 from app.core.settings import Settings
 from app.engine import failpoints
 from app.engine.bandwidth import BandwidthLimiter
-from app.engine.content_hash import sha256_of
+from app.engine.content_hash import BackgroundHash
 from app.engine.destinations import DestinationResolver
 from app.engine.file_filter import FileFilter
 from app.engine.instance_lock import InstanceLock
@@ -402,6 +402,7 @@ class EngineService:
             await self._wake.wait()
             self._wake.clear()
             try:
+                await self._save_root_identities()  # promptly: a kill -9 must not forget them
                 await self._unstrand()
                 await self._start_what_fits()
                 self._health("disk", None)
@@ -608,12 +609,13 @@ class EngineService:
         if prior is None or prior.id == job.id:
             return None, False
         await self._uploader.check_source(job, root)
+        hashing = BackgroundHash(job.abs_path, self._hash_executor)  # stops when the job does
         try:
-            digest = await asyncio.get_running_loop().run_in_executor(
-                self._hash_executor, sha256_of, job.abs_path
-            )
+            digest = await hashing.digest()
         except OSError as exc:
             raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
+        finally:
+            hashing.stop()
         if digest != prior.sha256 or not prior.remote_file_id:
             return digest, False
         try:

@@ -8,6 +8,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+REPORTED = (
+    "id", "rel_path", "abs_path", "size", "state", "attempts", "last_error", "note", "remote_file_id",
+    "sha256", "bytes_done", "updated_at",
+)  # fmt: skip
+
 
 def read_jobs(db_path: Path) -> list[dict[str, Any]]:
     """Read-only: safe while the engine runs (WAL lets readers in)."""
@@ -16,15 +21,13 @@ def read_jobs(db_path: Path) -> list[dict[str, Any]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
-        rows = db.execute(
-            "SELECT id, rel_path, abs_path, size, state, attempts, last_error, remote_file_id, bytes_done, "
-            "updated_at FROM jobs ORDER BY id"
-        ).fetchall()
+        rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
     except sqlite3.OperationalError:
         return []
     finally:
         db.close()
-    return [dict(r) for r in rows]
+    columns = [k for k in REPORTED if rows and k in set(rows[0].keys())]  # older schemas have fewer
+    return [{k: r[k] for k in columns} for r in rows]  # never uploader internals
 
 
 def render(jobs: list[dict[str, Any]], as_json: bool) -> str:
@@ -38,6 +41,6 @@ def render(jobs: list[dict[str, Any]], as_json: bool) -> str:
         if j["state"] == "done":
             continue
         pct = f"{100 * j['bytes_done'] // j['size']}%" if j["size"] else ""
-        error = f"  ({j['last_error']})" if j["last_error"] else ""
+        error = f"  ({j['last_error']})" if j.get("last_error") else ""
         lines.append(f"{j['state']:<10} {pct:>4}  {j['rel_path']}{error}")
     return "\n".join(lines)

@@ -35,6 +35,8 @@ async def fault_response(
                             content_type="text/html")  # fmt: skip
     status = int(kind)
     if scope == "parts":
+        if status == 400:
+            return s3_error(400, "InvalidRequest", "The request was refused (injected).")
         if status == 500:
             return s3_error(500, "InternalError", "We encountered an internal error.")
         return s3_error(503, "SlowDown", "Please reduce your request rate.")
@@ -47,7 +49,12 @@ async def fault_response(
                 429, {"Retry-After": "1"},
             )  # fmt: skip
         return json_response({"message": "Internal Server Error", "code": 0}, status)
-    detail = {429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
+    detail = {
+        400: "Bad request",
+        429: "Too many requests",
+        500: "Internal server error",
+        503: "Service unavailable",
+    }
     remaining = 0 if status == 429 else None
     headers = sb.limiter.nominal_headers(operation, remaining)
     return error_response(ApiError(status, detail[status]), headers)

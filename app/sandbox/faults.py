@@ -1,8 +1,8 @@
 """Injected failures: a share of requests in a scope fail in a chosen way, or a burst does.
 
 Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``discord``.
-Kinds: ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall`` (no answer for
-``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON), ``lost`` (the
+Kinds: ``400`` (a refusal), ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall``
+(no answer for ``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON), ``lost`` (the
 request is carried out, then the connection drops before the answer: a lost response).
 ``only`` limits a scope's faults to one operation id (e.g. ``files.create_local_upload``).
 A seeded RNG keeps a run reproducible.
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCOPES = ("parts", "api", "ims", "discord")
-KINDS = ("500", "503", "429", "reset", "stall", "garbage", "lost")
+KINDS = ("400", "500", "503", "429", "reset", "stall", "garbage", "lost")
 
 
 @dataclass

@@ -402,7 +402,9 @@ async def _job_where(engine: EngineService, test: Any) -> Job | None:
 
 async def test_10_a_lost_folder_create_is_looked_for_while_listings_lag(harness: Harness) -> None:
     harness.sandbox.control("/_sandbox/settings", {"listing_lag": 1.5})
-    harness.sandbox.control("/_sandbox/faults", {"api": {"burst": 1, "burst_kind": "lost", "only": "folders.create"}})
+    harness.sandbox.control(
+        "/_sandbox/faults", {"api": {"burst": 1, "burst_kind": "lost", "only": "folders.create"}}
+    )
     write(harness.watch / "Day 09" / "clip.mov", os.urandom(1000))
     engine = await harness.start(folder="")
     engine._resolver.lost_create_waits = (0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
@@ -410,3 +412,16 @@ async def test_10_a_lost_folder_create_is_looked_for_while_listings_lag(harness:
     folders = [f["path"] for f in harness.sandbox.control("/_sandbox/folders")["folders"]]
     assert folders.count("Demo Project/Day 09") == 1
     assert harness.sandbox.control("/_sandbox/faults")["injected"]["api"] == 1
+
+
+async def test_9_storage_refusing_parts_fails_after_three_attempts_leaving_nothing(harness: Harness) -> None:
+    harness.sandbox.control("/_sandbox/faults", {"parts": {"rate": 1.0, "kinds": ["400"]}})
+    write(harness.watch / "refused.mov", os.urandom(300_000))
+    engine = await harness.start()
+    engine.retry_base = 0.05
+    job = await wait_for(lambda: job_named(engine, "refused.mov", JobState.FAILED), what="failed")
+    assert job.attempts == 3 and "storage refused part" in (job.last_error or "")
+    await wait_for(lambda: harness.remote_files() == [], what="no placeholder left")
+    harness.sandbox.control("/_sandbox/faults", {"clear": True})  # the storage heals ...
+    await engine.retry(job.id)  # ... and the user chooses Retry
+    await wait_for(lambda: len(harness.delivered()) == 1, what="delivered after Retry")

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -166,3 +167,12 @@ async def test_the_state_database_is_readable_by_its_owner_only(tmp_path: Path) 
         mode = stat.S_IMODE(os.stat(tmp_path / "data" / name).st_mode)
         assert mode & 0o077 == 0, (name, oct(mode))
     assert stat.S_IMODE(os.stat(tmp_path / "data").st_mode) == 0o700
+
+
+async def test_macos_gets_fullfsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On macOS fsync stops at the drive's cache; F_FULLFSYNC reaches the platter."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    store = QueueStore(tmp_path / "state.sqlite3")
+    await store.open()
+    assert store._db is not None and store._db.execute("PRAGMA fullfsync").fetchone()[0] == 1
+    await store.close()

@@ -26,3 +26,22 @@ def _qasync_loop() -> asyncio.AbstractEventLoop:
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
     """Async tests here run on the same loop the app uses: asyncio on the Qt thread."""
     return {"qasync": _qasync_loop}
+
+
+@pytest.fixture(autouse=True)
+def _delete_windows_on_the_gui_thread(qapp: Any) -> Any:
+    """Every window a test left behind is deleted here, on the GUI thread. Left to the garbage
+    collector, a QtWebEngine window can be destroyed from whichever thread happens to collect
+    (a sandbox or worker thread), and Qt crashes later in an unrelated test."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for widget in qapp.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qapp.processEvents()
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

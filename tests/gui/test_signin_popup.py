@@ -54,6 +54,7 @@ async def test_wrong_state_is_refused_and_nothing_is_stored(
         assert "state mismatch" in info.value.message
         assert test_keyring.entries == {}
         assert sandbox.control("/_sandbox/ims")["token_requests"] == {}
+        window.deleteLater()
     finally:
         await auth.aclose()
 
