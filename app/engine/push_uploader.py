@@ -30,7 +30,7 @@ import os
 import random
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import BinaryIO
 
@@ -64,6 +64,7 @@ LOG_EVERY = 100 * 1000 * 1000
 VERIFY_TIMEOUT = 1800.0
 
 ProgressCallback = Callable[[int, int], None]  # job id, bytes done
+TroubleCallback = Callable[[Job, str], Awaitable[None]]  # still trying, but the user should know why
 
 
 def remote_name(name: str) -> str:
@@ -82,7 +83,9 @@ class PushUploader:
         on_progress: ProgressCallback,
         monitor: RootMonitor,
         hash_executor: Executor,
+        on_trouble: TroubleCallback,
     ) -> None:
+        self._on_trouble = on_trouble
         self._store = store
         self._client = client
         self._http = parts_http
@@ -327,6 +330,8 @@ class PushUploader:
             wait = min(60.0, 2 ** (attempt - 1)) * (1 + self._rng.random() / 2)
             log.info("%s: part %d/%d failed (%s), retry %d in %.1fs", job.rel_path, index + 1,
                      len(up.parts), problem, attempt, wait)  # fmt: skip
+            if attempt >= 2:  # not a blip: say why it is slow while trying on
+                await self._on_trouble(job, f"Upload storage is failing ({problem}); still trying.")
             await asyncio.sleep(wait)
         raise ServiceUnavailable(
             f"Upload storage keeps failing for {job.name} ({problem}); will try again later."

@@ -88,7 +88,7 @@ class EngineService:
         self._hash_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hash")
         self._uploader = PushUploader(
             self.store, auth.frameio, self._parts_http, BandwidthLimiter(settings.bandwidth_limit),
-            settings.parts_per_file, self._progress, self._monitor, self._hash_executor,
+            settings.parts_per_file, self._progress, self._monitor, self._hash_executor, self._trouble,
         )  # fmt: skip
         self._uploader.listing_settle = settings.listing_settle
         self._watcher = Watcher(
@@ -108,6 +108,7 @@ class EngineService:
         self._account_poll: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.retry_base = 5.0  # seconds before the first retry; doubles per attempt up to RETRY_CAP
+        self.disk_full_wait = 30.0  # our own disk is full: look again this often
         self.paused = False
         self.waiting_for_sign_in = False
         self.account_mismatch: str | None = None  # signed in to another account than the queue's
@@ -369,6 +370,12 @@ class EngineService:
         size = running.size if running is not None else 0
         self.bus.publish(JobProgress(job_id, done, size, max(0.0, speed)))
 
+    async def _trouble(self, job: Job, message: str) -> None:
+        """A running upload is struggling: the job shows why, and keeps going."""
+        stored = await self.store.transition(job.id, None, (JobState.UPLOADING,), last_error=message)
+        if stored is not None:
+            self._publish(stored)
+
     def _publish(self, job: Job) -> None:
         self.bus.publish(
             JobStateChanged(job.id, job.rel_path, job.state.value, job.last_error, job.remote_file_id)
@@ -409,7 +416,7 @@ class EngineService:
             except Exception as exc:  # e.g. the disk is full: say so, keep the scheduler alive
                 if not self._disk_trouble(exc):
                     log.exception("could not start uploads; trying again shortly")
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(min(5.0, self.disk_full_wait))
                 self._wake.set()
 
     def _disk_trouble(self, exc: BaseException) -> bool:
@@ -592,7 +599,7 @@ class EngineService:
         except Exception as exc:  # a bug, or our own disk is full: say so, keep the job
             if self._disk_trouble(exc):
                 self._stranded.add(job.id)
-                self._retry_later(job.id, 30.0)
+                self._retry_later(job.id, self.disk_full_wait)
                 return
             log.exception("%s: unexpected error", job.rel_path)
             await self._set(job, JobState.FAILED, last_error=f"Unexpected error: {exc}")

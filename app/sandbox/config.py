@@ -58,6 +58,8 @@ class SandboxConfig:
     part_size: int = 25 * MiB
     part_url_lifetime: float = 86400.0
     transcode_delay: float = 0.2
+    #: Seconds between the last part arriving and the file counting as uploaded (assembly).
+    assembly_delay: float = 0.0
     remote_upload_max: int = 50 * 1000**3
     stall_seconds: float = 60.0
     seed: int = 0

@@ -65,6 +65,7 @@ SETTINGS: Mapping[str, Setting] = {
     "part_url_lifetime": _config("part_url_lifetime", 0, float),
     "stall_seconds": _config("stall_seconds", 0, float),
     "transcode_delay": _config("transcode_delay", 0, float),
+    "assembly_delay": _config("assembly_delay", 0, float),
     "fail_next_uploads": Setting(int, lambda sb: sb.fail_next_uploads, _set_fail_next, 0),
     "keep_bytes": _config("keep_bytes", None, bool),
     "listing_lag": _config("listing_lag", 0, float),

@@ -110,7 +110,20 @@ def _expired(sb: Sandbox, amz_date: str, expires: str) -> bool:
 
 
 def mark_uploaded(sb: Sandbox, f: File) -> None:
-    """All bytes are in: uploaded now, transcoded a moment later."""
+    """All bytes are in: uploaded once assembled (``assembly_delay``), transcoded a moment later."""
+    if sb.config.assembly_delay > 0:
+        sb.spawn(_uploaded_after_assembly(sb, f))
+        return
+    _uploaded(sb, f)
+
+
+async def _uploaded_after_assembly(sb: Sandbox, f: File) -> None:
+    await asyncio.sleep(sb.config.assembly_delay)
+    if f.id in sb.store.files and f.status == "created":
+        _uploaded(sb, f)
+
+
+def _uploaded(sb: Sandbox, f: File) -> None:
     f.status = "uploaded"
     f.uploaded_at = f.updated_at = sb.clock.iso()
     sb.store.changed()

@@ -104,3 +104,6 @@ def test_demo_interrupted_mid_upload_resumes_on_the_same_address(tmp_path: Path,
     addresses = re.findall(r"demo mode: built-in sandbox at (\S+)", text)
     assert len(addresses) == 2 and addresses[0] == addresses[1]
     assert "storage unreachable" not in text and "Traceback" not in text
+    # Defect 17: the demo keeps sizes and checksums, not a second copy of every render.
+    kept = [p for p in (isolated_env / "data").rglob("*") if p.is_file() and p.stat().st_size >= 1_000_000]
+    assert kept == []

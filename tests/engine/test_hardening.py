@@ -21,7 +21,7 @@ from engine_harness import Harness, wait_for, write
 from tests_auth_helpers import sandbox_settings
 
 from app.core.errors import ConfigError
-from app.core.events import HealthChanged
+from app.core.events import HealthChanged, JobProgress, JobStateChanged
 from app.core.jobs import Job, JobState
 from app.core.roots import make_root
 from app.engine.root_health import RootIdentity, judge
@@ -236,6 +236,10 @@ async def test_8_sign_out_stops_transfers_within_a_second_and_waits_for_sign_in(
     write(harness.watch / "long.mov", os.urandom(3_000_000))
     engine = await harness.start()
     await wait_for(lambda: job_named(engine, "long.mov", JobState.UPLOADING), what="uploading")
+    await wait_for(
+        lambda: any(isinstance(e, JobProgress) and e.bytes_done > 300_000 for e in harness.events),
+        what="bytes flowing (part PUTs need no token)",
+    )
     assert harness.auth is not None
     signed_out_at = time.monotonic()
     await harness.auth.sign_out()
@@ -348,6 +352,7 @@ async def test_17_a_full_disk_of_our_own_is_a_clear_error_and_nothing_is_lost(
             raise sqlite3.OperationalError("database or disk is full")
         return await real(*args, **kw)
 
+    engine.disk_full_wait = 0.3
     monkeypatch.setattr(engine.store, "transition", disk_full)
     write(harness.watch / "big_day.mov", os.urandom(2000))
 
@@ -425,3 +430,39 @@ async def test_9_storage_refusing_parts_fails_after_three_attempts_leaving_nothi
     harness.sandbox.control("/_sandbox/faults", {"clear": True})  # the storage heals ...
     await engine.retry(job.id)  # ... and the user chooses Retry
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered after Retry")
+
+
+async def test_9_a_verify_that_never_completes_fails_after_three_attempts_leaving_nothing(
+    harness: Harness,
+) -> None:
+    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})  # Frame.io never finishes
+    write(harness.watch / "stuck.mov", os.urandom(200_000))
+    engine = await harness.start()
+    engine.retry_base = 0.05
+    engine._uploader.verify_timeout = 0.5
+    job = await wait_for(lambda: job_named(engine, "stuck.mov", JobState.FAILED), what="failed")
+    assert job.attempts == 3 and "had not finished processing" in (job.last_error or "")
+    await wait_for(lambda: harness.remote_files() == [], what="no placeholder left")
+
+
+async def test_17_the_sandbox_disk_full_is_shown_on_the_job(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.sandbox import part_receive
+
+    def no_space(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(part_receive, "_write_part", no_space)
+    write(harness.watch / "full.mov", os.urandom(100_000))
+    engine = await harness.start()
+
+    def said_full() -> bool:
+        return any(
+            isinstance(e, JobStateChanged) and "storage is full" in (e.error or "") for e in harness.events
+        )
+
+    await wait_for(said_full, what="the job says the storage is full")
+    monkeypatch.undo()  # space was freed: the part retries go through
+    await wait_for(lambda: len(harness.delivered()) == 1, what="delivered once there is room")
+    assert (await job_named(engine, "full.mov", JobState.DONE)) is not None
