@@ -73,6 +73,10 @@ class Harness:
         return {f["path"]: f for f in self.remote_files() if f["status"] in ("uploaded", "transcoded")}
 
 
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -55,7 +55,7 @@ def check_overlaps(roots: Iterable[WatchRoot]) -> None:
         for other_real, other in seen:
             if real == other_real:
                 raise ConfigError(
-                    f"The watch folders {other.path} and {root.path} are the same folder; "
+                    f"The folder {real} is watched twice (written two ways, or through a link); "
                     "watch it once (every file would be uploaded twice)."
                 )
             if _inside(real, other_real) or _inside(other_real, real):

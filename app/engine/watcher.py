@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +148,13 @@ class Watcher:
         return sum(t.pending() for t in self._trackers.values())
 
     def _report(self, root: WatchRoot, problem: str | None) -> None:
-        if self._root_problem.get(root.id, "") != problem:
+        before = self._root_problem.get(root.id, "")
+        if before != problem:
             self._root_problem[root.id] = problem
             if problem:
                 log.warning("%s", problem)
+            elif before:
+                log.info("%s is reachable again: waiting uploads resume", root.path)
             self._on_health(root, problem)
 
     async def _loop(self) -> None:
@@ -173,6 +177,10 @@ class Watcher:
     async def _start_observer(self) -> None:
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
+
+        # A folder moved away and back makes watchdog's inotify warn about a callback it already
+        # has; the scan is the truth either way, so the warning is only noise in the user's log.
+        warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
         loop = asyncio.get_running_loop()
         watcher = self

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_harness import Harness, wait_for, write
+from engine_harness import Harness, sha, wait_for, write
 from tests_auth_helpers import LOOPBACK, follow_authorize
 
 from app.core.events import HealthChanged, JobStateChanged
 from app.core.jobs import JobState
-
-
-@pytest.fixture
-async def harness(sandbox: Any, tmp_path: Path) -> AsyncIterator[Harness]:
-    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
-    h = Harness(sandbox, tmp_path / "watch")
-    h.watch.mkdir()
-    yield h
-    await h.close()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 async def test_nested_files_land_in_mirrored_folders_once(harness: Harness) -> None:

@@ -6,18 +6,16 @@ In process, against the sandbox over real HTTP, on real files and a real SQLite 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
 import time
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_harness import Harness, wait_for, write
+from engine_harness import Harness, sha, wait_for, write
 from tests_auth_helpers import sandbox_settings
 
 from app.core.errors import ConfigError
@@ -26,19 +24,6 @@ from app.core.jobs import Job, JobState
 from app.core.roots import make_root
 from app.engine.root_health import RootIdentity, judge
 from app.engine.service import TOUCHED_NOTE, EngineService
-
-
-@pytest.fixture
-async def harness(sandbox: Any, tmp_path: Path) -> AsyncIterator[Harness]:
-    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
-    h = Harness(sandbox, tmp_path / "watch")
-    h.watch.mkdir()
-    yield h
-    await h.close()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 async def job_named(engine: EngineService, name: str, state: JobState | None = None) -> Job | None:
