@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ class TokenProvider:
         self._clock = clock
         self._margin = margin
         self._tokens: TokenSet | None = None
+        self._keychain_lock = threading.Lock()
         self._refresh_task: asyncio.Task[TokenSet] | None = None
         self.refresh_count = 0
         self._announced = False
@@ -64,8 +66,13 @@ class TokenProvider:
     async def adopt(self, tokens: TokenSet, *, announce: bool = True) -> None:
         """A fresh sign-in: keep it and (once its account is known) tell everyone."""
         SECRETS.add(tokens.access_token, tokens.refresh_token)
-        await asyncio.to_thread(self._store.save, tokens)
-        self._tokens = tokens
+        previous, self._tokens = self._tokens, tokens
+        try:
+            await asyncio.to_thread(self._write_keychain)
+        except BaseException:
+            if self._tokens is tokens:
+                self._tokens = previous
+            raise
         if announce:
             self._announce()
 
@@ -97,7 +104,7 @@ class TokenProvider:
         refreshing = self._refresh_task
         if refreshing is not None and not refreshing.done() and refreshing is not asyncio.current_task():
             refreshing.cancel()
-        await asyncio.to_thread(self._store.clear)
+        await asyncio.to_thread(self._write_keychain)
         self._announce(reason)
         if revoke and tokens is not None:
             for token, kind in (
@@ -140,13 +147,24 @@ class TokenProvider:
             return self._after_new_sign_in(SignedOut("You signed out while the sign-in was being renewed."))
         self._tokens = fresh  # in memory first: a keychain hiccup must not lose the rotated token
         try:
-            await asyncio.to_thread(self._store.save, fresh)
+            await asyncio.to_thread(self._write_keychain)
         except KeychainError as exc:
             log.warning("the renewed sign-in could not be saved to the keychain: %s", exc.message)
-        if self._tokens is not fresh:  # signed out during the save: undo it
-            await asyncio.to_thread(self._store.clear)
+        if self._tokens is not fresh:  # signed out, or in again, during the save: that one stands
+            return self._after_new_sign_in(SignedOut("You signed out while the sign-in was being renewed."))
         log.info("access token refreshed")
         return fresh
+
+    def _write_keychain(self) -> None:
+        """Blocking: make the keychain say what memory says *now*. Writes are serialised and
+        each reads the latest state, so the last one to run leaves the latest sign-in (or
+        none), whatever order a refresh, a new sign-in and a sign-out finished in."""
+        with self._keychain_lock:
+            tokens = self._tokens
+            if tokens is None:
+                self._store.clear()
+            else:
+                self._store.save(tokens)
 
     def _after_new_sign_in(self, otherwise: SignedOut) -> TokenSet:
         """A refresh of the old session finished after a new sign-in: callers get the new one."""

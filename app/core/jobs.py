@@ -55,6 +55,7 @@ class Job:
     sha256: str | None = None  # of the bytes delivered
     note: str | None = None  # e.g. "touched, content unchanged"
     cancelled_by_user: bool = False  # the user said no to this version: not queued again on its own
+    refusals: int = 0  # attempts refused in a way that repeats (bounded by max_attempts)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -80,7 +81,6 @@ class UploadState:
     parts: tuple[tuple[int, str], ...] = ()  # (size, url) as the server split the file
     parts_done: frozenset[int] = field(default_factory=frozenset)
     urls_expire_at: float | None = None
-    parts_failing_since: float | None = None  # storage unreachable since (epoch seconds)
 
     @property
     def unfinished_remote(self) -> bool:

@@ -11,20 +11,50 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from app.core.errors import ConfigError
 from app.core.jobs import WatchRoot
 
+CASE_INSENSITIVE = sys.platform in ("darwin", "win32")  # the default file systems there
+
 
 def resolved(path: str) -> str:
-    """Absolute, symlinks followed where they exist, ``~`` expanded, no trailing separator."""
-    return os.path.realpath(os.path.expanduser(path))
+    """Absolute, symlinks followed where they exist, ``~`` expanded, no trailing separator,
+    and on macOS spelled as the file system spells it (``renders`` → ``Renders``).
+    Blocking (it asks the file system): never on the event loop."""
+    real = os.path.realpath(os.path.expanduser(path))
+    if sys.platform == "darwin":
+        real = _macos_spelling(real)
+    return real
+
+
+def _macos_spelling(path: str) -> str:
+    """F_GETPATH gives the path as stored, with its real letter case."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return path  # not there (yet): compared case-insensitively anyway
+    try:
+        spelled = fcntl.fcntl(fd, getattr(fcntl, "F_GETPATH", 50), b"\0" * 1024)
+        return os.fsdecode(spelled.rstrip(b"\0")) or path
+    except OSError:
+        return path
+    finally:
+        os.close(fd)
+
+
+def _key(path: str) -> str:
+    """What two spellings of one folder have in common on this platform."""
+    return path.casefold() if CASE_INSENSITIVE else path
 
 
 def root_id_for(resolved_path: str) -> str:
-    return hashlib.sha1(resolved_path.encode()).hexdigest()[:12]
+    return hashlib.sha1(_key(resolved_path).encode()).hexdigest()[:12]
 
 
 def legacy_root_id(path: str, project: str, folder: str) -> str:
@@ -48,20 +78,21 @@ def _inside(inner: str, outer: str) -> bool:
 
 
 def check_overlaps(roots: Iterable[WatchRoot]) -> None:
-    """Raise ConfigError naming the first two roots that watch the same files."""
+    """Raise ConfigError naming the first two roots that watch the same files. Compares the
+    resolved paths the roots carry (no disk access: safe on the event loop)."""
     seen: list[tuple[str, WatchRoot]] = []
     for root in roots:
-        real = resolved(root.path)
-        for other_real, other in seen:
-            if real == other_real:
+        key = _key(root.path)
+        for other_key, other in seen:
+            if key == other_key:
                 raise ConfigError(
-                    f"The folder {real} is watched twice (written two ways, or through a link); "
+                    f"The folder {root.path} is watched twice (written two ways, or through a link); "
                     "watch it once (every file would be uploaded twice)."
                 )
-            if _inside(real, other_real) or _inside(other_real, real):
-                inner, outer = (root, other) if _inside(real, other_real) else (other, root)
+            if _inside(key, other_key) or _inside(other_key, key):
+                inner, outer = (root, other) if _inside(key, other_key) else (other, root)
                 raise ConfigError(
                     f"The watch folder {inner.path} is inside the watch folder {outer.path}; "
                     "remove one of them (its files would be uploaded twice)."
                 )
-        seen.append((real, root))
+        seen.append((key, root))

@@ -25,6 +25,7 @@ placeholder first: no attempt leaves one behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -53,7 +54,7 @@ from app.engine.upload_errors import (
 )
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound, OutcomeUnknown
-from app.frameio.models import UploadStatus
+from app.frameio.models import LocalUpload, UploadStatus
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -62,6 +63,9 @@ PART_ATTEMPTS = 8
 MAX_RECREATES = 3
 LOG_EVERY = 100 * 1000 * 1000
 VERIFY_TIMEOUT = 1800.0
+CREATE_GRACE = 10.0  # how long a halted job waits for its create's answer
+UNREACHABLE_GAP = 600.0  # failures further apart than this are not one outage
+TRANSIENT_S3_CODES = frozenset({"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"})
 
 ProgressCallback = Callable[[int, int], None]  # job id, bytes done
 TroubleCallback = Callable[[Job, str], Awaitable[None]]  # still trying, but the user should know why
@@ -99,27 +103,41 @@ class PushUploader:
         self.listing_settle = 30.0  # a placeholder may take this long to show in a listing
         self.unreachable_renew_after = 300.0  # storage never answering: new URLs after this
         self.verify_timeout = VERIFY_TIMEOUT
+        self._unreachable: dict[int, tuple[float, float]] = {}  # job id → (first, last) failure
 
     async def upload(
         self, job: Job, root: WatchRoot, account_id: str, folder_id: str, sha256: str | None = None
-    ) -> str:
-        """Deliver the job's file; returns its SHA-256."""
-        await self.check_source(job, root)
+    ) -> str | None:
+        """Deliver the job's file; returns its SHA-256 (None if it could not be taken)."""
         up = await self._store.upload_state(job.id)
         if up.remote_file_id and up.account_id and up.account_id != account_id:
             log.warning("%s: an unfinished upload was left in account %s; starting in account %s",
                         job.rel_path, up.account_id, account_id)  # fmt: skip
             await self._store.clear_upload(job.id)
             up = await self._store.upload_state(job.id)
-        hashing = None if sha256 else BackgroundHash(job.abs_path, self._hash_executor)
+        try:
+            await self.check_source(job, root)
+        except FileChanged:
+            # Moved or rewritten after every byte went: what Frame.io holds is this version.
+            if up.remote_file_id and await self.delivered(job, up, account_id):
+                log.info("%s: already delivered before it was moved or changed", job.rel_path)
+                return None
+            raise
+        hashing = (
+            None if sha256 else BackgroundHash(job.abs_path, self._hash_executor, (job.size, job.mtime_ns))
+        )
         try:
             await self._deliver(job, root, up, account_id, folder_id)
+            self._unreachable.pop(job.id, None)
             return sha256 or await hashing.digest()  # type: ignore[union-attr]
-        except OSError as exc:  # the hash read failed: the volume went away at the very end
-            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
         finally:
             if hashing is not None:
                 hashing.stop()
+
+    async def delivered(self, job: Job, up: UploadState, account_id: str) -> bool:
+        """Frame.io holds this job's upload, complete and of the right size."""
+        status = await self._remote_status(up, account_id)
+        return status is not None and status.complete and await self._verified(job, up, account_id)
 
     async def _deliver(
         self, job: Job, root: WatchRoot, up: UploadState, account_id: str, folder_id: str
@@ -141,9 +159,8 @@ class PushUploader:
                 up = await self.discard(job, up, account_id)
                 start_over = False
                 continue
-            try:
+            try:  # each part checks, on its open file, that the bytes it sent are this version's
                 up = await self._send_parts(job, root, up)
-                await self.check_source(job, root)
             except PartUrlRejected as exc:
                 log.info("%s: %s", job.rel_path, exc.message)
                 check_remote = start_over = True  # complete already (a lost answer)? else anew
@@ -173,21 +190,44 @@ class PushUploader:
     ) -> UploadState:
         if up.remote_file_id and up.parts:
             return up
-        if up.create_started_at is not None:
+        if up.create_started_at is not None:  # an earlier create may have landed unseen
             await self.remove_lost_placeholders(job, up, account_id, up.folder_id or folder_id)
-        await self._store.update(
-            job.id, create_started_at=time.time(), folder_id=folder_id, account_id=account_id
-        )
-        failpoints.hit("before_create")
-        name = remote_name(job.name)
         try:
-            upload = await self._client.create_local_upload(account_id, folder_id, name, job.size)
+            await self._create_unhalted(job, account_id, folder_id)
         except OutcomeUnknown as exc:
             log.info("%s: %s; checking before creating again", job.rel_path, exc.message)
             await asyncio.sleep(self.outcome_wait)
             fresh = await self._store.upload_state(job.id)
-            await self.remove_lost_placeholders(job, fresh, account_id, folder_id, settle=False)
-            upload = await self._client.create_local_upload(account_id, folder_id, name, job.size)
+            await self.remove_lost_placeholders(job, fresh, account_id, folder_id)
+            await self._create_unhalted(job, account_id, folder_id)
+        return await self._store.upload_state(job.id)
+
+    async def _create_unhalted(self, job: Job, account_id: str, folder_id: str) -> None:
+        """Mark, create, record: one step that a halt (pause, sign-out, stop) does not cut in
+        half. It waits a little for the step to finish, so a placeholder is known, never left
+        for the next attempt to hunt for once listings have settled."""
+        step = asyncio.ensure_future(self._create_and_record(job, account_id, folder_id))
+        try:
+            await asyncio.shield(step)
+        except asyncio.CancelledError:
+            if not step.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(step), CREATE_GRACE)
+            step.add_done_callback(_consume)
+            raise
+
+    async def _create_and_record(self, job: Job, account_id: str, folder_id: str) -> None:
+        # Marked before every create (not idempotent): a lost answer is looked for from here.
+        await self._store.update(
+            job.id, create_started_at=time.time(), folder_id=folder_id, account_id=account_id
+        )
+        failpoints.hit("before_create")
+        upload = await self._client.create_local_upload(
+            account_id, folder_id, remote_name(job.name), job.size
+        )
+        await self._record(job, upload, account_id)
+
+    async def _record(self, job: Job, upload: LocalUpload, account_id: str) -> None:
         failpoints.hit("after_create")
         parts = tuple((p.size, p.url) for p in upload.parts)
         if sum(size for size, _ in parts) != job.size:
@@ -198,7 +238,6 @@ class PushUploader:
         expiry = earliest_expiry(url for _, url in parts)
         await self._store.record_upload(job.id, upload.file.id, upload.file.media_type, parts, expiry)
         failpoints.hit("after_record_id")
-        return await self._store.upload_state(job.id)
 
     async def remove_lost_placeholders(
         self, job: Job, up: UploadState, account_id: str, folder_id: str, *, settle: bool = True
@@ -314,13 +353,14 @@ class PushUploader:
                 problem = type(exc).__name__
             else:
                 if response.status_code < 300:
+                    self._unreachable.pop(job.id, None)
                     st = await asyncio.to_thread(os.fstat, handle.fileno())
                     if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
                         raise FileChanged(f"{job.name} changed while it was being uploaded.")
                     return
                 if response.status_code in (403, 404):
                     raise PartUrlRejected(f"storage refused part {index + 1} (HTTP {response.status_code})")
-                if response.status_code in (400, 411):
+                if response.status_code in (400, 411) and _s3_code(response) not in TRANSIENT_S3_CODES:
                     raise UploadRejected(
                         f"Frame.io's storage refused part {index + 1} of {job.name}: {_s3_message(response)}"
                     )
@@ -339,15 +379,18 @@ class PushUploader:
 
     async def _storage_unreachable(self, job: Job, up: UploadState) -> None:
         """Storage does not even answer: once that lasted long enough, the URLs are stale
-        (e.g. they name a server that moved) and new ones are asked for."""
-        now = time.time()
-        fresh = await self._store.upload_state(job.id)
-        since = fresh.parts_failing_since
-        if since is None:
-            await self._store.update(job.id, parts_failing_since=now)
-        elif now - since >= self.unreachable_renew_after:
+        (e.g. they name a server that moved) and new ones are asked for. Only an unbroken run
+        of failures counts: a success, or a long quiet spell (paused, signed out, asleep),
+        starts the clock again."""
+        now = time.monotonic()
+        first, last = self._unreachable.get(job.id, (now, now))
+        if now - last > UNREACHABLE_GAP:
+            first = now
+        self._unreachable[job.id] = (first, now)
+        if now - first >= self.unreachable_renew_after:
+            self._unreachable.pop(job.id, None)
             raise PartUrlRejected(
-                f"upload storage unreachable for {int(now - since)} s; asking Frame.io for new upload links"
+                f"upload storage unreachable for {int(now - first)} s; asking Frame.io for new upload links"
             )
 
     async def _read(
@@ -431,6 +474,12 @@ def _not_readable(job: Job, exc: OSError) -> str:
     )
 
 
+def _s3_code(response: httpx.Response) -> str:
+    text = response.text
+    start, end = text.find("<Code>"), text.find("</Code>")
+    return text[start + len("<Code>") : end] if 0 <= start < end else ""
+
+
 def _s3_message(response: httpx.Response) -> str:
     """The <Message> of an S3 XML error, or the start of the body."""
     text = response.text
@@ -457,6 +506,11 @@ async def _open_for_reading(path: str) -> BinaryIO:
 
         opening.add_done_callback(close_late)
         raise
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # an abandoned create's error is not worth a warning
 
 
 def _most_telling(failures: list[BaseException]) -> BaseException:

@@ -71,12 +71,12 @@ CREATE TABLE jobs2 (
     sha256 TEXT,
     note TEXT,
     cancelled_by_user INTEGER NOT NULL DEFAULT 0,
+    refusals INTEGER NOT NULL DEFAULT 0,
     account_id TEXT,
     folder_id TEXT,
     media_type TEXT,
     create_started_at REAL,
     urls_expire_at REAL,
-    parts_failing_since REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -127,13 +127,12 @@ def _script(db: sqlite3.Connection, script: str) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2)
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
-           "abs_path")  # fmt: skip
-_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at",
-           "parts_failing_since")  # fmt: skip
+           "refusals", "abs_path")  # fmt: skip
+_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at")
 _FIELDS = frozenset(_PUBLIC + _UPLOAD)
 _CLEARED_UPLOAD: dict[str, Any] = {
     "remote_file_id": None, "folder_id": None, "media_type": None, "create_started_at": None,
-    "urls_expire_at": None, "parts_failing_since": None, "bytes_done": 0,
+    "urls_expire_at": None, "bytes_done": 0,
 }  # fmt: skip
 _HOLDING = tuple(s.value for s in (*ACTIVE_STATES, JobState.DONE, JobState.FAILED))
 
@@ -154,6 +153,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         sha256=row["sha256"],
         note=row["note"],
         cancelled_by_user=bool(row["cancelled_by_user"]),
+        refusals=row["refusals"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -311,6 +311,19 @@ class QueueStore:
 
         return await self._run(fetch)
 
+    async def roots_with_work(self) -> set[str]:
+        """Roots that have jobs waiting or running: their files are expected to be there."""
+
+        def fetch(db: sqlite3.Connection) -> set[str]:
+            marks = ",".join("?" * len(ACTIVE_STATES))
+            rows = db.execute(
+                f"SELECT DISTINCT root_id FROM jobs WHERE state IN ({marks})",
+                [s.value for s in ACTIVE_STATES],
+            ).fetchall()
+            return {str(r[0]) for r in rows}
+
+        return await self._run(fetch)
+
     async def unfinished_uploads(self) -> list[Job]:
         """Given-up jobs (cancelled or failed) that may still have something on Frame.io."""
 
@@ -357,7 +370,7 @@ class QueueStore:
             if state is not None:
                 cols["state"] = state.value
             if state is JobState.DONE:
-                cols.update(urls_expire_at=None, create_started_at=None, parts_failing_since=None)
+                cols.update(urls_expire_at=None, create_started_at=None)
             cols["updated_at"] = time.time()
             assignments = ", ".join(f"{name} = ?" for name in cols)
             where = "id = ?"
@@ -393,7 +406,6 @@ class QueueStore:
                 parts=tuple((int(p["size"]), str(p["url"])) for p in parts),
                 parts_done=frozenset(i for i, p in enumerate(parts) if p["done"]),
                 urls_expire_at=row["urls_expire_at"],
-                parts_failing_since=row["parts_failing_since"],
             )
 
         return await self._run(fetch)
@@ -412,7 +424,7 @@ class QueueStore:
             )
             db.execute(
                 "UPDATE jobs SET remote_file_id = ?, media_type = ?, urls_expire_at = ?, bytes_done = 0, "
-                "parts_failing_since = NULL, updated_at = ? WHERE id = ?",
+                "updated_at = ? WHERE id = ?",
                 (remote_file_id, media_type, urls_expire_at, time.time(), job_id),
             )
 
@@ -441,7 +453,7 @@ class QueueStore:
             if cur.rowcount:
                 db.execute(
                     "UPDATE jobs SET bytes_done = bytes_done + (SELECT size FROM job_parts WHERE job_id = ? "
-                    "AND idx = ?), parts_failing_since = NULL, updated_at = ? WHERE id = ?",
+                    "AND idx = ?), updated_at = ? WHERE id = ?",
                     (job_id, index, time.time(), job_id),
                 )
 

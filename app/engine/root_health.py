@@ -7,9 +7,9 @@ naively, that looks like "every file was deleted". The rule:
 - a root that cannot be read, or is not a folder, is *unavailable*;
 - a root that is now on another device (file system) than when it last had files, and is
   empty, is *unavailable*: that is the mount point without its volume;
-- a root that had entries and is suddenly completely empty is *unavailable* ("looks empty"):
-  a volume that dropped. If the folder was emptied on purpose, the first new file (or
-  ``accept_empty``) makes it available again;
+- a root that had entries and is suddenly completely empty while files of it are waiting to
+  be uploaded is *unavailable* ("looks empty"): a volume that dropped. With nothing waiting,
+  an emptied folder is just empty (the team cleared it out after delivery);
 - otherwise it is available, and its device and "has entries" are remembered (persisted by
   the engine, so a restart on an unmounted volume is caught too).
 
@@ -42,7 +42,9 @@ class RootIdentity:
             return None
 
 
-def judge(path: str, known: RootIdentity | None) -> tuple[str | None, RootIdentity | None]:
+def judge(
+    path: str, known: RootIdentity | None, work_waiting: bool = True
+) -> tuple[str | None, RootIdentity | None]:
     """Blocking (run it in a thread). (problem or None, identity to remember or None)."""
     try:
         st = os.stat(path)
@@ -58,7 +60,7 @@ def judge(path: str, known: RootIdentity | None) -> tuple[str | None, RootIdenti
                 f"{path} is empty and on a different disk than before: its volume looks unmounted. "
                 "Uploads wait until it is back; nothing is cancelled."
             ), None
-        if known.had_entries:
+        if known.had_entries and work_waiting:
             return (
                 f"{path} suddenly looks empty: its volume may have been unmounted. Uploads wait "
                 "until its files are back; nothing is cancelled."
@@ -74,6 +76,12 @@ class RootMonitor:
         self._known: dict[str, RootIdentity] = {}
         self._problems: dict[str, str] = {}
         self._changed: set[str] = set()
+        self._waiting: set[str] | None = None  # roots with queued work; None: not known yet
+
+    def expect_files(self, root_ids: set[str]) -> None:
+        """Roots whose files are waiting to be uploaded (an empty one of those is suspect)."""
+        with self._lock:
+            self._waiting = set(root_ids)
 
     def load(self, root_id: str, identity: RootIdentity | None) -> None:
         with self._lock:
@@ -84,7 +92,8 @@ class RootMonitor:
         """Blocking: judge the root now, remember what it says; returns the problem, if any."""
         with self._lock:
             known = self._known.get(root_id)
-        problem, identity = judge(path, known)
+            waiting = self._waiting is None or root_id in self._waiting
+        problem, identity = judge(path, known, waiting)
         with self._lock:
             if problem is None and identity is not None:
                 if self._known.get(root_id) != identity:

@@ -190,7 +190,7 @@ class EngineService:
         self._not_before.pop(job_id, None)
         expect = (JobState.FAILED, JobState.CANCELLED)
         if await self._cas(
-            job_id, JobState.PENDING, expect, attempts=0, last_error=None, cancelled_by_user=False
+            job_id, JobState.PENDING, expect, attempts=0, refusals=0, last_error=None, cancelled_by_user=False
         ):
             self._wake.set()
 
@@ -222,7 +222,7 @@ class EngineService:
         old = self._roots.get(root_id)
         if old is None:
             raise ConfigError(f"No watch folder with id {root_id!r}.")
-        moved = moved_root(old, new_path)
+        moved = await asyncio.to_thread(moved_root, old, new_path)  # resolving asks the disk
         check_overlaps([*(r for r in self._roots.values() if r.id != root_id), moved])
         for job_id in [j for j, job in self._running_jobs.items() if job.root_id == root_id]:
             await self._halt(job_id, JobState.PENDING)
@@ -312,6 +312,8 @@ class EngineService:
             )
             for job_id in list(self._running):
                 await self._halt(job_id, JobState.PENDING)
+            for _, task in list(self._cleaning.values()):  # never the other account's leftovers
+                task.cancel()
             if self._account_poll is None or self._account_poll.done():
                 self._account_poll = asyncio.get_running_loop().create_task(self._poll_account())
         if self.account_mismatch != before:
@@ -410,6 +412,7 @@ class EngineService:
             self._wake.clear()
             try:
                 await self._save_root_identities()  # promptly: a kill -9 must not forget them
+                self._monitor.expect_files(await self.store.roots_with_work())
                 await self._unstrand()
                 await self._start_what_fits()
                 self._health("disk", None)
@@ -512,6 +515,14 @@ class EngineService:
             self._not_before[job.id] = time.monotonic() + RETRY_CAP  # another account's: not ours to touch
             return
         try:
+            settled = job.state is JobState.CANCELLED and not job.cancelled_by_user and up.remote_file_id
+            if settled and await self._uploader.delivered(job, up, account):
+                # Complete before it was moved, changed or replaced: that version is delivered.
+                log.info("%s: its upload had completed; kept on Frame.io", job.rel_path)
+                note = "Delivered before the file was moved or changed."
+                kept = {"remote_file_id": up.remote_file_id, "note": note}
+                await self._cas(job.id, JobState.DONE, (JobState.CANCELLED,), **kept)
+                return
             if up.remote_file_id:
                 log.info("%s: removing its unfinished upload from Frame.io", job.rel_path)
             await self._uploader.discard(job, up, account)
@@ -552,11 +563,30 @@ class EngineService:
     # ---- one job ----
     async def _run(self, job: Job) -> None:
         try:
-            started_job = await self._cas(job.id, JobState.UPLOADING, (JobState.PENDING,),
-                                          attempts=job.attempts + 1)  # fmt: skip
-            if started_job is None:
-                return  # cancelled or paused since the scheduler looked
-            job = started_job
+            await self._attempt(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, or our own disk is full (even while recording an error)
+            if self._disk_trouble(exc):
+                self._stranded.add(job.id)  # put back to pending once the disk has room
+                self._retry_later(job.id, self.disk_full_wait)
+                return
+            log.exception("%s: unexpected error", job.rel_path)
+            await self._set(job, JobState.FAILED, last_error=f"Unexpected error: {exc}")
+        finally:
+            self._last_progress.pop(job.id, None)
+            self._wake.set()
+
+    async def _attempt(self, job: Job) -> None:
+        started_job = await self._cas(job.id, JobState.UPLOADING, (JobState.PENDING,),
+                                      attempts=job.attempts + 1)  # fmt: skip
+        if started_job is None:
+            return  # cancelled or paused since the scheduler looked
+        job = started_job
+        if self._blocked():  # paused, signed out or another account since the scheduler looked
+            await self._cas(job.id, JobState.PENDING, (JobState.UPLOADING,), attempts=job.attempts - 1)
+            return
+        try:
             log.info("%s: upload started (attempt %d)", job.rel_path, job.attempts)
             started = time.monotonic()
             root = self._roots[job.root_id]
@@ -578,8 +608,6 @@ class EngineService:
             seconds = max(time.monotonic() - started, 1e-6)
             log.info("%s: delivered to Frame.io (%d bytes in %.1fs, %.1f MB/s)", job.rel_path, job.size,
                      seconds, job.size / seconds / 1e6)  # fmt: skip
-        except asyncio.CancelledError:
-            raise
         except SignedOut as exc:
             await self._set(job, JobState.PENDING, last_error=exc.message)
             if self._auth.provider.tokens is None:
@@ -596,16 +624,6 @@ class EngineService:
             self._watcher.forget(job.root_id, job.rel_path)
         except PostFlowError as exc:
             await self._failed(job, exc)
-        except Exception as exc:  # a bug, or our own disk is full: say so, keep the job
-            if self._disk_trouble(exc):
-                self._stranded.add(job.id)
-                self._retry_later(job.id, self.disk_full_wait)
-                return
-            log.exception("%s: unexpected error", job.rel_path)
-            await self._set(job, JobState.FAILED, last_error=f"Unexpected error: {exc}")
-        finally:
-            self._last_progress.pop(job.id, None)
-            self._wake.set()
 
     async def _touched_only(self, job: Job, root: WatchRoot, account_id: str) -> tuple[str | None, bool]:
         """A delivered version of this path and size exists: if the bytes are the same (only the
@@ -616,15 +634,13 @@ class EngineService:
         if prior is None or prior.id == job.id:
             return None, False
         await self._uploader.check_source(job, root)
-        hashing = BackgroundHash(job.abs_path, self._hash_executor)  # stops when the job does
-        try:
+        hashing = BackgroundHash(job.abs_path, self._hash_executor, (job.size, job.mtime_ns))
+        try:  # stops when the job does
             digest = await hashing.digest()
-        except OSError as exc:
-            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
         finally:
             hashing.stop()
-        if digest != prior.sha256 or not prior.remote_file_id:
-            return digest, False
+        if digest is None or digest != prior.sha256 or not prior.remote_file_id:
+            return digest, False  # not comparable (changed, unreadable) or different: upload
         try:
             await self._auth.frameio.file(account_id, prior.remote_file_id)
         except NotFound:
@@ -642,18 +658,22 @@ class EngineService:
     async def _failed(self, job: Job, exc: PostFlowError) -> None:
         """Retryable trouble (network, throttling, outages) retries forever, at most 5 minutes
         apart: an overnight outage must not leave a queue of failures. Trouble that rarely
-        heals by itself gets a few attempts; final errors stop at once."""
+        heals by itself (a refusal, an unreadable file) gets a few tries of its own, whatever
+        else interrupted the job meanwhile; final errors stop at once."""
         limit = attempt_limit(exc)
-        if exc.retryable and (limit is None or job.attempts < limit):
+        refusals = job.refusals + 1 if limit is not None else job.refusals
+        if exc.retryable and (limit is None or refusals < limit):
             wait = min(RETRY_CAP, self.retry_base * 2 ** min(job.attempts - 1, 10))
             log.warning("%s: %s (attempt %d, next in %.0fs)", job.rel_path, exc.message, job.attempts, wait)
             self._retry_later(job.id, wait)
-            await self._set(job, JobState.PENDING, last_error=exc.message)
+            await self._set(job, JobState.PENDING, last_error=exc.message, refusals=refusals)
             return
         self._resolver.forget()  # a 404 may mean a folder was deleted: look again next time
-        after = f" (after {job.attempts} attempts)" if limit is not None else ""
+        after = f" (after {refusals} tries)" if limit is not None else ""
         log.error("%s: %s: %s%s", job.rel_path, exc.title, exc.message, after)
-        await self._set(job, JobState.FAILED, last_error=f"{exc.title}: {exc.message}{after}")
+        await self._set(
+            job, JobState.FAILED, last_error=f"{exc.title}: {exc.message}{after}", refusals=refusals
+        )
 
 
 def moved_root(root: WatchRoot, new_path: str) -> WatchRoot:

@@ -272,3 +272,42 @@ async def test_a_sign_in_during_a_refresh_that_then_fails_stays_signed_in(sandbo
         assert auth.store.load() is not None  # the keychain still holds the new sign-in
     finally:
         await auth.aclose()
+
+
+async def test_a_sign_in_while_a_refresh_is_being_saved_is_what_the_keychain_keeps(sandbox: Any) -> None:
+    """The refresh's keychain write is slow (a macOS prompt); a new sign-in lands meanwhile. The
+    keychain must end with the new sign-in, and callers get its token."""
+    import threading
+
+    from tests_auth_helpers import LOOPBACK, follow_authorize
+
+    auth = await signed_in_service(sandbox)
+    try:
+        real_save = auth.store.save
+        entered, release = threading.Event(), threading.Event()
+        calls = {"n": 0}
+
+        def slow_first_save(tokens: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                entered.set()
+                release.wait(30)
+            real_save(tokens)
+
+        await expire_now(auth)
+        auth.store.save = slow_first_save  # type: ignore[method-assign]
+        caller = asyncio.ensure_future(auth.provider.access_token())
+        await asyncio.to_thread(entered.wait, 30)  # the refresh is saving, slowly
+        refreshed = auth.provider.tokens
+        flow = auth.new_flow(LOOPBACK)
+        finishing = asyncio.ensure_future(auth.finish(flow, await follow_authorize(flow.authorize_url)))
+        while auth.provider.tokens is refreshed:  # the new sign-in is adopted, its write waiting
+            await asyncio.sleep(0.01)
+        release.set()
+        fresh = await finishing
+        assert await caller == fresh.access_token
+        stored = auth.store.load()
+        assert stored is not None and stored.access_token == fresh.access_token
+        assert auth.provider.tokens is not None and auth.provider.tokens.access_token == fresh.access_token
+    finally:
+        await auth.aclose()

@@ -451,3 +451,80 @@ async def test_17_the_sandbox_disk_full_is_shown_on_the_job(
     monkeypatch.undo()  # space was freed: the part retries go through
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered once there is room")
     assert (await job_named(engine, "full.mov", JobState.DONE)) is not None
+
+
+# ---- found by an outside review ----
+async def test_a_file_moved_after_its_last_byte_is_kept_as_delivered(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 1.5})  # Frame.io takes a moment
+    write(harness.watch / "keep.mov", os.urandom(100))
+    data = os.urandom(600_000)
+    clip = write(harness.watch / "clip.mov", data)
+    engine = await harness.start()
+
+    def all_sent() -> bool:
+        return any(
+            f["name"] == "clip.mov" and f["parts_received"] == f["parts_total"]
+            for f in harness.remote_files()
+        )
+
+    await wait_for(all_sent, what="every byte sent")
+    job = await job_named(engine, "clip.mov")
+    assert job is not None
+    await engine.pause(job.id)  # before it is verified (a pause, a stop, a kill)
+    shutil.move(clip, tmp_path / "clip.mov")  # the editor tidies up
+
+    def finished() -> bool:
+        return [f["status"] for f in harness.remote_files() if f["name"] == "clip.mov"] == ["transcoded"]
+
+    await wait_for(finished, what="Frame.io finished it")
+    await engine.resume(job.id)
+    done = await wait_for(lambda: job_named(engine, "clip.mov", JobState.DONE), what="recorded as delivered")
+    assert done.id == job.id
+    await _settle(engine)
+    assert harness.delivered()["Demo Project/Incoming/clip.mov"]["sha256"] == sha(data)  # not deleted
+
+
+async def test_two_lost_create_answers_in_a_row_leave_no_placeholder(harness: Harness) -> None:
+    harness.sandbox.control("/_sandbox/settings", {"listing_lag": 1.0})
+    harness.sandbox.control(
+        "/_sandbox/faults", {"api": {"burst": 2, "burst_kind": "lost", "only": "files.create_local_upload"}}
+    )
+    write(harness.watch / "lost.mov", os.urandom(300_000))
+    engine = await harness.start()
+    engine._uploader.outcome_wait = 1.2
+    engine._uploader.listing_settle = 1.2  # a little longer than the lag (the real ones: 30 s)
+    engine.retry_base = 0.05
+    await wait_for(lambda: job_named(engine, "lost.mov", JobState.DONE), what="delivered")
+    await wait_for(lambda: no_placeholders(harness), what="no placeholder left")
+    assert len(harness.remote_files()) == 1
+
+
+async def test_refusals_are_counted_apart_from_other_interruptions(harness: Harness) -> None:
+    harness.sandbox.control("/_sandbox/faults", {"parts": {"burst": 1, "burst_kind": "400"}})
+    write(harness.watch / "bumpy.mov", os.urandom(100_000))
+    engine = await harness.start()
+    await engine.pause_all()
+    job = await wait_for(lambda: job_named(engine, "bumpy.mov", JobState.PENDING), what="queued")
+    await engine.store.update(job.id, attempts=5)  # interrupted often (network, sign-outs, a volume)
+    engine.retry_base = 0.05
+    await engine.resume_all()
+    done = await wait_for(
+        lambda: job_named(engine, "bumpy.mov", JobState.DONE), what="delivered after one refusal"
+    )
+    assert done.refusals == 1
+
+
+async def test_a_folder_emptied_after_delivery_is_not_reported_as_unmounted(harness: Harness) -> None:
+    for i in range(2):
+        write(harness.watch / f"d{i}.mov", os.urandom(500 + i))
+    engine = await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 2, what="delivered")
+    await _settle(engine)
+    await wait_for(lambda: engine._monitor._waiting == set(), what="the engine knows nothing waits")
+    for path in list(harness.watch.iterdir()):
+        path.unlink()  # the assistant clears the hot folder
+    await engine.scan_now()
+    await engine.scan_now()
+    assert not [e for e in harness.events if isinstance(e, HealthChanged) and not e.ok]
