@@ -103,6 +103,8 @@ def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -
         url = sb.url
 
     keyring_file = home / "keyring.json"
+    os.environ["POSTFLOW_CONFIG_DIR"] = str(home / "config")  # never the user's real folders
+    os.environ["POSTFLOW_DATA_DIR"] = str(home / "data")
     asyncio.run(sign_in_into_file_keyring(_SandboxShim(sb), keyring_file))
     engine = EngineProcess(
         Url, home, watch, keyring_file, POSTFLOW_STABLE_SECONDS="0.5", POSTFLOW_PARTS_PER_FILE=str(parts)
