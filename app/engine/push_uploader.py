@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -65,7 +66,9 @@ LOG_EVERY = 100 * 1000 * 1000
 VERIFY_TIMEOUT = 1800.0
 CREATE_GRACE = 10.0  # how long a halted job waits for its create's answer
 UNREACHABLE_GAP = 600.0  # failures further apart than this are not one outage
-TRANSIENT_S3_CODES = frozenset({"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"})
+TRANSIENT_S3_CODES = frozenset(
+    {"RequestTimeout", "IncompleteBody", "SlowDown", "InternalError", "ServiceUnavailable"}
+)
 
 ProgressCallback = Callable[[int, int], None]  # job id, bytes done
 TroubleCallback = Callable[[Job, str], Awaitable[None]]  # still trying, but the user should know why
@@ -104,6 +107,7 @@ class PushUploader:
         self.unreachable_renew_after = 300.0  # storage never answering: new URLs after this
         self.verify_timeout = VERIFY_TIMEOUT
         self._unreachable: dict[int, tuple[float, float]] = {}  # job id → (first, last) failure
+        self._creating: dict[int, asyncio.Future[None]] = {}  # job id → its create step in flight
 
     async def upload(
         self, job: Job, root: WatchRoot, account_id: str, folder_id: str, sha256: str | None = None
@@ -119,7 +123,7 @@ class PushUploader:
             await self.check_source(job, root)
         except FileChanged:
             # Moved or rewritten after every byte went: what Frame.io holds is this version.
-            if up.remote_file_id and await self.delivered(job, up, account_id):
+            if await self.delivered(job, up, account_id):
                 log.info("%s: already delivered before it was moved or changed", job.rel_path)
                 return None
             raise
@@ -135,9 +139,13 @@ class PushUploader:
                 hashing.stop()
 
     async def delivered(self, job: Job, up: UploadState, account_id: str) -> bool:
-        """Frame.io holds this job's upload, complete and of the right size."""
+        """Every part went out and passed its version check, and Frame.io completes the upload
+        at the right size (waiting while it assembles): this version is delivered. A part
+        not recorded done may hold other bytes (a rewrite caught after its PUT): not this."""
+        if not up.remote_file_id or not up.parts or len(up.parts_done) != len(up.parts):
+            return False
         status = await self._remote_status(up, account_id)
-        return status is not None and status.complete and await self._verified(job, up, account_id)
+        return status is not None and not status.failed and await self._verified(job, up, account_id)
 
     async def _deliver(
         self, job: Job, root: WatchRoot, up: UploadState, account_id: str, folder_id: str
@@ -188,6 +196,10 @@ class PushUploader:
     async def _ensure_placeholder(
         self, job: Job, up: UploadState, account_id: str, folder_id: str
     ) -> UploadState:
+        earlier = self._creating.get(job.id)
+        if earlier is not None and not earlier.done():  # a halted attempt's create, still answering
+            await asyncio.wait([earlier])
+            up = await self._store.upload_state(job.id)
         if up.remote_file_id and up.parts:
             return up
         if up.create_started_at is not None:  # an earlier create may have landed unseen
@@ -205,8 +217,12 @@ class PushUploader:
     async def _create_unhalted(self, job: Job, account_id: str, folder_id: str) -> None:
         """Mark, create, record: one step that a halt (pause, sign-out, stop) does not cut in
         half. It waits a little for the step to finish, so a placeholder is known, never left
-        for the next attempt to hunt for once listings have settled."""
+        for the next attempt to hunt for once listings have settled. A step still running
+        after that is waited for by the job's next attempt, and records only if it is still
+        the job's latest create (else it deletes what it made)."""
         step = asyncio.ensure_future(self._create_and_record(job, account_id, folder_id))
+        self._creating[job.id] = step
+        step.add_done_callback(functools.partial(self._create_finished, job.id))
         try:
             await asyncio.shield(step)
         except asyncio.CancelledError:
@@ -216,27 +232,36 @@ class PushUploader:
             step.add_done_callback(_consume)
             raise
 
+    def _create_finished(self, job_id: int, step: asyncio.Future[None]) -> None:
+        if self._creating.get(job_id) is step:
+            del self._creating[job_id]
+
     async def _create_and_record(self, job: Job, account_id: str, folder_id: str) -> None:
         # Marked before every create (not idempotent): a lost answer is looked for from here.
-        await self._store.update(
-            job.id, create_started_at=time.time(), folder_id=folder_id, account_id=account_id
-        )
+        mark = time.time()
+        await self._store.update(job.id, create_started_at=mark, folder_id=folder_id, account_id=account_id)
         failpoints.hit("before_create")
         upload = await self._client.create_local_upload(
             account_id, folder_id, remote_name(job.name), job.size
         )
-        await self._record(job, upload, account_id)
+        await self._record(job, upload, account_id, mark)
 
-    async def _record(self, job: Job, upload: LocalUpload, account_id: str) -> None:
+    async def _record(self, job: Job, upload: LocalUpload, account_id: str, mark: float) -> None:
         failpoints.hit("after_create")
         parts = tuple((p.size, p.url) for p in upload.parts)
         if sum(size for size, _ in parts) != job.size:
             await self._client.delete_file(account_id, upload.file.id)
-            await self._store.clear_upload(job.id)
             raise UploadRejected(f"Frame.io split {job.name} into parts that do not add up to its size.")
         log.info("%s: created on Frame.io as %s (%d parts)", job.rel_path, upload.file.id, len(parts))
         expiry = earliest_expiry(url for _, url in parts)
-        await self._store.record_upload(job.id, upload.file.id, upload.file.media_type, parts, expiry)
+        if not await self._store.record_upload(
+            job.id, upload.file.id, upload.file.media_type, parts, expiry, mark=mark
+        ):
+            log.info(
+                "%s: a late answer's placeholder %s is not needed; removing it", job.rel_path, upload.file.id
+            )
+            await self._client.delete_file(account_id, upload.file.id)
+            return
         failpoints.hit("after_record_id")
 
     async def remove_lost_placeholders(

@@ -412,11 +412,16 @@ class QueueStore:
 
     async def record_upload(
         self, job_id: int, remote_file_id: str, media_type: str, parts: tuple[tuple[int, str], ...],
-        urls_expire_at: float | None,
-    ) -> None:  # fmt: skip
-        """The placeholder exists: its id and part URLs, in one transaction."""
+        urls_expire_at: float | None, *, mark: float | None = None,
+    ) -> bool:  # fmt: skip
+        """The placeholder exists: its id and part URLs, in one transaction. With ``mark``, only
+        if that create is still the job's latest (a late answer must not overwrite a newer
+        attempt) and the job is not delivered; returns whether it was recorded."""
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT state, create_started_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or (mark is not None and (row[0] == JobState.DONE.value or row[1] != mark)):
+                return False
             db.execute("DELETE FROM job_parts WHERE job_id = ?", (job_id,))
             db.executemany(
                 "INSERT INTO job_parts (job_id, idx, size, url) VALUES (?, ?, ?, ?)",
@@ -427,8 +432,9 @@ class QueueStore:
                 "updated_at = ? WHERE id = ?",
                 (remote_file_id, media_type, urls_expire_at, time.time(), job_id),
             )
+            return True
 
-        await self._run(write)
+        return await self._run(write)
 
     async def clear_upload(self, job_id: int) -> None:
         """Nothing of this job is on Frame.io any more (deleted, or never created)."""

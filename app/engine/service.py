@@ -152,8 +152,7 @@ class EngineService:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        for job_id in list(self._running):
-            await self._halt(job_id, JobState.PENDING)
+        await self._halt_all(list(self._running), JobState.PENDING)
         await self._parts_http.aclose()
         if self._started:
             await self._save_root_identities()
@@ -169,8 +168,7 @@ class EngineService:
 
     async def pause_all(self) -> None:
         self.paused = True
-        for job_id in list(self._running):
-            await self._halt(job_id, JobState.PENDING)
+        await self._halt_all(list(self._running), JobState.PENDING)
         self._announce()
 
     async def resume_all(self) -> None:
@@ -201,10 +199,8 @@ class EngineService:
     async def cancel(self, job_id: int) -> None:
         """Cancelled is recorded first (so nothing restarts it, nor queues this version again),
         then whatever it has on Frame.io is removed by the scheduler."""
-        await self._halt(job_id, JobState.CANCELLED)  # a running upload stops as cancelled
-        job = await self._cas(job_id, JobState.CANCELLED, UNCANCELLED, cancelled_by_user=True)
-        if job is None:
-            await self.store.transition(job_id, None, (JobState.CANCELLED,), cancelled_by_user=True)
+        await self._halt(job_id, JobState.CANCELLED, cancelled_by_user=True)  # a running upload stops
+        await self._cas(job_id, JobState.CANCELLED, UNCANCELLED, cancelled_by_user=True)
         self._wake.set()
 
     def add_root(self, root: WatchRoot) -> None:
@@ -224,8 +220,9 @@ class EngineService:
             raise ConfigError(f"No watch folder with id {root_id!r}.")
         moved = await asyncio.to_thread(moved_root, old, new_path)  # resolving asks the disk
         check_overlaps([*(r for r in self._roots.values() if r.id != root_id), moved])
-        for job_id in [j for j, job in self._running_jobs.items() if job.root_id == root_id]:
-            await self._halt(job_id, JobState.PENDING)
+        await self._halt_all(
+            [j for j, job in self._running_jobs.items() if job.root_id == root_id], JobState.PENDING
+        )
         self.remove_root(root_id)
         self._monitor.forget(root_id)
         count = await self.store.rekey_root([root_id], moved.id, moved.path)
@@ -277,8 +274,9 @@ class EngineService:
         """Part PUTs need no token: without this, bytes would keep flowing into the account
         the user just left."""
         self._enter_signed_out()
-        for job_id in list(self._running):
-            await self._halt(job_id, JobState.PENDING, last_error="Waiting for you to sign in again.")
+        await self._halt_all(
+            list(self._running), JobState.PENDING, last_error="Waiting for you to sign in again."
+        )
         for _, task in list(self._cleaning.values()):
             task.cancel()
 
@@ -310,8 +308,7 @@ class EngineService:
                 f"files were meant for {was.get('email')} (account {was.get('account_id')}). Confirm the "
                 "destination to upload them into this account, or sign in to the other one."
             )
-            for job_id in list(self._running):
-                await self._halt(job_id, JobState.PENDING)
+            await self._halt_all(list(self._running), JobState.PENDING)
             for _, task in list(self._cleaning.values()):  # never the other account's leftovers
                 task.cancel()
             if self._account_poll is None or self._account_poll.done():
@@ -398,12 +395,17 @@ class EngineService:
         return job
 
     async def _halt(self, job_id: int, then: JobState, **changes: Any) -> None:
-        task = self._running.pop(job_id, None)
-        if task is None:
-            return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await self._cas(job_id, then, (JobState.UPLOADING,), **changes)
+        await self._halt_all([job_id], then, **changes)
+
+    async def _halt_all(self, job_ids: list[int], then: JobState, **changes: Any) -> None:
+        """Stop these uploads together (each may wait a moment for a create's answer), then
+        record where they stand."""
+        tasks = {job_id: self._running.pop(job_id) for job_id in job_ids if job_id in self._running}
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        for job_id in tasks:
+            await self._cas(job_id, then, (JobState.UPLOADING,), **changes)
 
     # ---- scheduling ----
     async def _schedule(self) -> None:
@@ -515,13 +517,17 @@ class EngineService:
             self._not_before[job.id] = time.monotonic() + RETRY_CAP  # another account's: not ours to touch
             return
         try:
-            settled = job.state is JobState.CANCELLED and not job.cancelled_by_user and up.remote_file_id
-            if settled and await self._uploader.delivered(job, up, account):
+            fresh = await self.store.get(job.id)  # a user's cancel may have come since
+            if (
+                fresh is not None
+                and not fresh.cancelled_by_user
+                and await self._uploader.delivered(job, up, account)
+            ):
                 # Complete before it was moved, changed or replaced: that version is delivered.
                 log.info("%s: its upload had completed; kept on Frame.io", job.rel_path)
                 note = "Delivered before the file was moved or changed."
                 kept = {"remote_file_id": up.remote_file_id, "note": note}
-                await self._cas(job.id, JobState.DONE, (JobState.CANCELLED,), **kept)
+                await self._cas(job.id, JobState.DONE, (JobState.CANCELLED, JobState.FAILED), **kept)
                 return
             if up.remote_file_id:
                 log.info("%s: removing its unfinished upload from Frame.io", job.rel_path)
@@ -529,6 +535,10 @@ class EngineService:
         except PostFlowError as exc:
             log.info("%s: could not remove the unfinished upload yet: %s", job.rel_path, exc.message)
             self._retry_later(job.id, 30.0)
+        except Exception as exc:
+            if not self._disk_trouble(exc):
+                raise
+            self._retry_later(job.id, self.disk_full_wait)
 
     def _enter_signed_out(self) -> None:
         if not self.waiting_for_sign_in:

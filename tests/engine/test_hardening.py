@@ -474,12 +474,7 @@ async def test_a_file_moved_after_its_last_byte_is_kept_as_delivered(
     assert job is not None
     await engine.pause(job.id)  # before it is verified (a pause, a stop, a kill)
     shutil.move(clip, tmp_path / "clip.mov")  # the editor tidies up
-
-    def finished() -> bool:
-        return [f["status"] for f in harness.remote_files() if f["name"] == "clip.mov"] == ["transcoded"]
-
-    await wait_for(finished, what="Frame.io finished it")
-    await engine.resume(job.id)
+    await engine.resume(job.id)  # while Frame.io is still assembling it
     done = await wait_for(lambda: job_named(engine, "clip.mov", JobState.DONE), what="recorded as delivered")
     assert done.id == job.id
     await _settle(engine)
@@ -528,3 +523,69 @@ async def test_a_folder_emptied_after_delivery_is_not_reported_as_unmounted(harn
     await engine.scan_now()
     await engine.scan_now()
     assert not [e for e in harness.events if isinstance(e, HealthChanged) and not e.ok]
+
+
+async def test_a_late_create_answer_after_a_pause_leaves_one_known_asset(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.engine import push_uploader
+
+    monkeypatch.setattr(push_uploader, "CREATE_GRACE", 0.1)  # the pause stops waiting for it
+    write(harness.watch / "slow.mov", os.urandom(300_000))
+    engine = await harness.start()
+    await engine.pause_all()
+    await wait_for(lambda: job_named(engine, "slow.mov", JobState.PENDING), what="queued")
+    client = engine._uploader._client
+    real = client.create_local_upload
+    sent, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_answer(account_id: str, folder_id: str, name: str, size: int) -> Any:
+        created = await real(account_id, folder_id, name, size)
+        if not sent.is_set():
+            sent.set()
+            await answer.wait()  # created on Frame.io; the answer takes its time
+        return created
+
+    monkeypatch.setattr(client, "create_local_upload", slow_answer)
+    await engine.resume_all()
+    await sent.wait()
+    await engine.pause_all()
+    await engine.resume_all()
+    await wait_for(lambda: engine._running, what="the next attempt started")
+    answer.set()
+    job = await wait_for(lambda: job_named(engine, "slow.mov", JobState.DONE), what="delivered")
+    await _settle(engine)
+    remote = harness.remote_files()
+    assert [f["status"] for f in remote] != [] and no_placeholders(harness)
+    assert [f["id"] for f in remote] == [job.remote_file_id]
+
+
+async def test_a_rewrite_during_the_last_part_is_never_kept_as_delivered(harness: Harness) -> None:
+    old, new = os.urandom(400_000), os.urandom(400_000)
+    clip = write(harness.watch / "clip.mov", old)
+    harness.env["POSTFLOW_PARTS_PER_FILE"] = "1"
+    engine = await harness.start()
+    await engine.pause_all()
+    await wait_for(lambda: job_named(engine, "clip.mov", JobState.PENDING), what="queued")
+    http = engine._uploader._http
+    real_put = http.put
+    puts: list[str] = []
+
+    async def rewriting_put(url: str, **kw: Any) -> Any:
+        puts.append(url)
+        if len(puts) == 2:  # the last of 2 parts: the app re-saves the file in place meanwhile
+            st = os.stat(clip)
+            with open(clip, "r+b") as fh:
+                fh.write(new)
+            os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        return await real_put(url, **kw)
+
+    http.put = rewriting_put  # type: ignore[method-assign]
+    await engine.resume_all()
+
+    def only_the_new_version() -> bool:
+        files = harness.remote_files()
+        return [(f["status"] != "created", f["sha256"]) for f in files] == [(True, sha(new))]
+
+    await wait_for(only_the_new_version, what="only the new version on Frame.io")
+    assert not [j for j in await engine.jobs() if j.note and "Delivered before" in j.note]
