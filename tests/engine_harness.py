@@ -96,6 +96,7 @@ class EngineProcess:
             "POSTFLOW_DATA_DIR": str(home / "data"),
             "POSTFLOW_STABLE_SECONDS": "1",
             "POSTFLOW_SCAN_INTERVAL": "0.5",
+            "POSTFLOW_LISTING_SETTLE": "1",  # the sandbox's listings do not lag unless told to
             "PYTHONPATH": str(Path(__file__).resolve().parent),
             "PYTHON_KEYRING_BACKEND": "support_keyrings.JsonFileKeyring",
             "POSTFLOW_TEST_KEYRING": str(keyring_file),

@@ -298,7 +298,8 @@ async def test_a_lost_create_answer_leaves_no_duplicate(harness: Harness) -> Non
     )
     write(harness.watch / "once.mov", os.urandom(600_000))
     engine = await harness.start()
-    engine._uploader.outcome_wait = 0.2  # the real wait is 30 s
+    engine._uploader.outcome_wait = 0.2  # the real waits are 30 s
+    engine._uploader.listing_settle = 0.2
     await wait_for(lambda: _count(engine, JobState.DONE, 1), timeout=60, what="delivered")
     assert len(harness.remote_files()) == 1 and harness.remote_files()[0]["status"] != "created"
     assert harness.sandbox.control("/_sandbox/faults")["injected"]["api"] == 1
