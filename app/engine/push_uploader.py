@@ -32,9 +32,9 @@ import os
 import random
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -318,10 +318,8 @@ class PushUploader:
             async with gate:
                 size, url = up.parts[index]
                 await self._put_part(job, root, up, index, offsets[index], size, url, sent, in_flight)
-                failpoints.hit("after_part_sent")
                 in_flight.pop(index, None)
                 state["done"] += size
-                await self._store.mark_part_done(job.id, index)
                 failpoints.hit("after_part_recorded")
 
         pending = [i for i in range(len(up.parts)) if i not in up.parts_done]
@@ -379,9 +377,7 @@ class PushUploader:
             else:
                 if response.status_code < 300:
                     self._unreachable.pop(job.id, None)
-                    st = await asyncio.to_thread(os.fstat, handle.fileno())
-                    if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
-                        raise FileChanged(f"{job.name} changed while it was being uploaded.")
+                    await _unhalted(self._confirm_part(job, handle, index))
                     return
                 if response.status_code in (403, 404):
                     raise PartUrlRejected(f"storage refused part {index + 1} (HTTP {response.status_code})")
@@ -401,6 +397,15 @@ class PushUploader:
         raise ServiceUnavailable(
             f"Upload storage keeps failing for {job.name} ({problem}); will try again later."
         )
+
+    async def _confirm_part(self, job: Job, handle: BinaryIO, index: int) -> None:
+        """Storage has the part: it counts once the open file shows it was this version's bytes.
+        One step a halt waits for, so a part that landed is known to have landed."""
+        st = await asyncio.to_thread(os.fstat, handle.fileno())
+        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+            raise FileChanged(f"{job.name} changed while it was being uploaded.")
+        failpoints.hit("after_part_sent")
+        await self._store.mark_part_done(job.id, index)
 
     async def _storage_unreachable(self, job: Job, up: UploadState) -> None:
         """Storage does not even answer: once that lasted long enough, the URLs are stale
@@ -530,6 +535,19 @@ async def _open_for_reading(path: str) -> BinaryIO:
                 done.result().close()
 
         opening.add_done_callback(close_late)
+        raise
+
+
+async def _unhalted(step: Coroutine[Any, Any, None]) -> None:
+    """Run a short step to its end even if we are halted meanwhile (waiting CREATE_GRACE at most)."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), CREATE_GRACE)
+        task.add_done_callback(_consume)
         raise
 
 
