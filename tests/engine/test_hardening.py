@@ -450,7 +450,7 @@ async def test_17_the_sandbox_disk_full_is_shown_on_the_job(
     await wait_for(said_full, what="the job says the storage is full")
     monkeypatch.undo()  # space was freed: the part retries go through
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered once there is room")
-    assert (await job_named(engine, "full.mov", JobState.DONE)) is not None
+    await wait_for(lambda: job_named(engine, "full.mov", JobState.DONE), what="recorded as delivered")
 
 
 # ---- found by an outside review ----
