@@ -81,8 +81,3 @@ class UploadState:
     parts: tuple[tuple[int, str], ...] = ()  # (size, url) as the server split the file
     parts_done: frozenset[int] = field(default_factory=frozenset)
     urls_expire_at: float | None = None
-
-    @property
-    def unfinished_remote(self) -> bool:
-        """Something may exist on Frame.io that a given-up job must remove."""
-        return self.remote_file_id is not None or self.create_started_at is not None

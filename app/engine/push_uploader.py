@@ -223,14 +223,7 @@ class PushUploader:
         step = asyncio.ensure_future(self._create_and_record(job, account_id, folder_id))
         self._creating[job.id] = step
         step.add_done_callback(functools.partial(self._create_finished, job.id))
-        try:
-            await asyncio.shield(step)
-        except asyncio.CancelledError:
-            if not step.done():
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(step), CREATE_GRACE)
-            step.add_done_callback(_consume)
-            raise
+        await _unhalted(step)
 
     def _create_finished(self, job_id: int, step: asyncio.Future[None]) -> None:
         if self._creating.get(job_id) is step:
@@ -538,7 +531,7 @@ async def _open_for_reading(path: str) -> BinaryIO:
         raise
 
 
-async def _unhalted(step: Coroutine[Any, Any, None]) -> None:
+async def _unhalted(step: Coroutine[Any, Any, None] | asyncio.Future[None]) -> None:
     """Run a short step to its end even if we are halted meanwhile (waiting CREATE_GRACE at most)."""
     task = asyncio.ensure_future(step)
     try:
@@ -553,7 +546,7 @@ async def _unhalted(step: Coroutine[Any, Any, None]) -> None:
 
 def _consume(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
-        future.exception()  # an abandoned create's error is not worth a warning
+        future.exception()  # an abandoned step's error is not worth a warning
 
 
 def _most_telling(failures: list[BaseException]) -> BaseException:

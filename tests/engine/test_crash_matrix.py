@@ -7,7 +7,6 @@ the file must end on Frame.io exactly once, byte for byte, with no placeholder l
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,6 @@ async def test_kill_at_each_failpoint_still_delivers_exactly_once(
         check_exactly_once(sandbox, expected)
     finally:
         survivor.stop()
-    await asyncio.sleep(0)
 
 
 def _settled(sandbox: Any, expected: dict[str, str], db: Path) -> bool:
