@@ -210,7 +210,7 @@ def _setup_logging(settings: Any, console: bool) -> None:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from app.auth.cli_login import login
+    from app.login_command import login
 
     settings = _load(args)
     _setup_logging(settings, console=False)
@@ -218,7 +218,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from app.auth.cli_login import logout
+    from app.login_command import logout
 
     settings = _load(args)
     _setup_logging(settings, console=False)
@@ -227,7 +227,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from app.core.roots import make_root
-    from app.engine.headless import run_headless
+    from app.headless import run_headless
 
     settings = _load(args)
     if not args.headless:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tests_auth_helpers import sandbox_settings, signed_in_service
 
-from app.auth.service import AuthService
+from app.composition import Connections
 from app.core.events import EventBus
 from app.core.settings import make_root
 from app.engine.service import EngineService
@@ -42,7 +42,7 @@ class Harness:
         self.events: list[Any] = []
         self.bus = EventBus()
         self.bus.subscribe(self.events.append)
-        self.auth: AuthService | None = None
+        self.auth: Connections | None = None
         self.engine: EngineService | None = None
 
     async def start(self, project: str = "Demo Project", folder: str = "Incoming") -> EngineService:
@@ -50,7 +50,11 @@ class Harness:
         if self.auth is None:
             self.auth = await signed_in_service(self.sandbox, self.bus)
         self.engine = EngineService(
-            settings, self.auth, self.bus, [make_root(str(self.watch), project, folder)]
+            settings,
+            self.auth.auth,
+            self.auth.frameio,
+            self.bus,
+            [make_root(str(self.watch), project, folder)],
         )
         await self.engine.start()
         return self.engine

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from app.auth.service import AuthService
+from app.composition import Connections, connect
 from app.core.events import EventBus
 from app.core.settings import Settings, load_settings
 
@@ -30,8 +30,8 @@ async def follow_authorize(url: str) -> str:
     return response.headers["location"]
 
 
-async def signed_in_service(sandbox: Any, bus: EventBus | None = None) -> AuthService:
-    auth = AuthService(sandbox_settings(sandbox), bus or EventBus())
-    flow = auth.new_flow(LOOPBACK)
-    await auth.finish(flow, await follow_authorize(flow.authorize_url))
-    return auth
+async def signed_in_service(sandbox: Any, bus: EventBus | None = None) -> Connections:
+    connections = connect(sandbox_settings(sandbox), bus or EventBus())
+    flow = connections.auth.new_flow(LOOPBACK)
+    await connections.auth.finish(flow, await follow_authorize(flow.authorize_url))
+    return connections

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Protocol
 
-import httpx
 from keyring.backend import KeyringBackend
 
 from app.auth.ims_client import ImsClient
@@ -14,9 +14,8 @@ from app.auth.token_provider import TokenProvider
 from app.auth.token_store import TokenStore
 from app.auth.tokens import TokenSet
 from app.core.errors import AuthError, ConfigError
-from app.core.events import EventBus
 from app.core.settings import SANDBOX_CLIENT_ID, Settings
-from app.frameio.client import FrameioClient
+from app.frameio.models import Account, Me
 
 log = logging.getLogger(__name__)
 CLIENT_SECRET_KEY = "client_secret"
@@ -63,37 +62,55 @@ def endpoints_for(settings: Settings) -> Endpoints:
     )
 
 
-def _backend_for(settings: Settings) -> KeyringBackend | None:
+def backend_for(settings: Settings) -> KeyringBackend | None:
+    """The keychain backend the settings ask for (None: the OS keychain keyring picks)."""
     if settings.keyring_backend == "encrypted-file":
         from app.auth.encrypted_file_keyring import EncryptedFileKeyring
 
         return EncryptedFileKeyring(settings.paths.data_dir / "tokens.enc")
-    return None  # the OS keychain keyring picks
+    return None
+
+
+def client_secret(settings: Settings, endpoints: Endpoints, store: TokenStore) -> str | None:
+    """A "web" credential's secret lives in the keychain, never in the config file."""
+    if settings.credential_type != "web":
+        return None
+    secret = store.backend.get_password(endpoints.keychain_service, CLIENT_SECRET_KEY)
+    if not secret:
+        raise ConfigError(
+            "auth.credential_type is 'web' but no client secret is in the keychain "
+            f"(service {endpoints.keychain_service!r}, entry {CLIENT_SECRET_KEY!r})."
+        )
+    return secret
+
+
+class AccountDirectory(Protocol):
+    """Who signed in and which accounts they see: the Frame.io client, handed in by the
+    composition root (auth builds no Frame.io client of its own)."""
+
+    async def me(self) -> Me: ...
+
+    async def accounts(self) -> list[Account]: ...
 
 
 class AuthService:
-    def __init__(self, settings: Settings, bus: EventBus, store: TokenStore | None = None) -> None:
-        self.settings = settings
-        self.endpoints = endpoints_for(settings)
-        self.store = store or TokenStore(self.endpoints.keychain_service, _backend_for(settings))
-        secret = None
-        if settings.credential_type == "web":
-            secret = self.store.backend.get_password(self.endpoints.keychain_service, CLIENT_SECRET_KEY)
-            if not secret:
-                raise ConfigError(
-                    "auth.credential_type is 'web' but no client secret is in the keychain "
-                    f"(service {self.endpoints.keychain_service!r}, entry {CLIENT_SECRET_KEY!r})."
-                )
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
-        self.ims = ImsClient(
-            self.endpoints.ims_url, self.endpoints.client_id, client_secret=secret, http=self._http
-        )
-        self.provider = TokenProvider(self.ims, self.store, bus)
-        self.frameio = FrameioClient(self.endpoints.api_url, self.provider)
+    """Built by ``app.composition``; owns no connections of its own."""
 
-    async def aclose(self) -> None:
-        await self.frameio.aclose()
-        await self._http.aclose()
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Endpoints,
+        store: TokenStore,
+        ims: ImsClient,
+        provider: TokenProvider,
+        directory: AccountDirectory,
+    ) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self.store = store
+        self.ims = ims
+        self.provider = provider
+        self._directory = directory
 
     def new_flow(self, redirect_uri: str | None = None) -> SignInFlow:
         return SignInFlow(self.ims, redirect_uri or self.endpoints.redirect_uri, self.settings.scopes)
@@ -109,8 +126,8 @@ class AuthService:
             raise
 
     async def _identify(self, tokens: TokenSet) -> TokenSet:
-        me = await self.frameio.me()
-        accounts = await self.frameio.accounts()
+        me = await self._directory.me()
+        accounts = await self._directory.accounts()
         if not accounts:
             raise AuthError(f"{me.email} has no Frame.io account. Ask your admin for access.")
         wanted = self.settings.account_id

@@ -52,6 +52,7 @@ from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.upload_errors import FileChanged, SourceUnavailable, attempt_limit
 from app.engine.watcher import FoundFile, Watcher
+from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -66,20 +67,24 @@ class EngineService:
         self,
         settings: Settings,
         auth: AuthService,
+        frameio: FrameioClient,
         bus: EventBus,
         roots: Sequence[WatchRoot] = (),
         *,
         lock: InstanceLock | None = None,
+        persist_roots: bool = False,
     ) -> None:
         check_overlaps(roots)
         self.settings = settings
         self.bus = bus
         self._auth = auth
+        self._frameio = frameio
+        self._persist_roots = persist_roots
         self.store = QueueStore(settings.paths.state_db)
         self._own_lock = lock is None  # a lock handed in is held (and released) by its giver
         self._lock = lock or self.lock_holder(settings)
         self._roots: dict[str, WatchRoot] = {r.id: r for r in roots}
-        self._resolver = DestinationResolver(auth.frameio)
+        self._resolver = DestinationResolver(frameio)
         self._parts_http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.part_timeout, connect=15.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
@@ -87,7 +92,7 @@ class EngineService:
         self._monitor = RootMonitor()
         self._hash_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hash")
         self._uploader = PushUploader(
-            self.store, auth.frameio, self._parts_http, BandwidthLimiter(settings.bandwidth_limit),
+            self.store, frameio, self._parts_http, BandwidthLimiter(settings.bandwidth_limit),
             settings.parts_per_file, self._progress, self._monitor, self._hash_executor, self._trouble,
         )  # fmt: skip
         self._uploader.listing_settle = settings.listing_settle
@@ -567,7 +572,7 @@ class EngineService:
         account = root.account_id if root else ""
         account = account or (tokens.account_id if tokens else "") or self.settings.account_id
         if not account:
-            account = (await self._auth.frameio.accounts())[0].id
+            account = (await self._frameio.accounts())[0].id
         return account
 
     # ---- one job ----
@@ -652,7 +657,7 @@ class EngineService:
         if digest is None or digest != prior.sha256 or not prior.remote_file_id:
             return digest, False  # not comparable (changed, unreadable) or different: upload
         try:
-            await self._auth.frameio.file(account_id, prior.remote_file_id)
+            await self._frameio.file(account_id, prior.remote_file_id)
         except NotFound:
             log.info("%s: unchanged, but its upload was deleted from Frame.io; uploading again", job.rel_path)
             return digest, False

@@ -17,13 +17,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from app.auth.bearer import BearerAuth
-from app.auth.token_provider import TokenProvider
 from app.core.errors import RateLimited, ServiceUnavailable, SignedOut
 from app.frameio import models
+from app.frameio.bearer import BearerAuth
 from app.frameio.errors import Forbidden, FrameioError, NotFound, OutcomeUnknown, Rejected, detail_of
 from app.frameio.rate_limiter import ClientRateLimiter
 from app.frameio.retry_policy import Failure, RetryPolicy
+from app.frameio.token_source import TokenSource
 
 log = logging.getLogger(__name__)
 # Sent before any byte left: safe to retry even for a non-idempotent call.
@@ -34,7 +34,7 @@ class FrameioClient:
     def __init__(
         self,
         base_url: str,
-        provider: TokenProvider,
+        provider: TokenSource,
         *,
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,

@@ -14,7 +14,7 @@ import pytest
 from test_login_cli import cli_env
 from tests_auth_helpers import LOOPBACK, follow_authorize, sandbox_settings
 
-from app.auth.service import AuthService
+from app.composition import connect
 from app.core.errors import PostFlowError
 from app.core.events import EventBus
 from app.core.logging_setup import setup_logging
@@ -43,15 +43,15 @@ async def test_tokens_never_leak(
     settings = sandbox_settings(sandbox, POSTFLOW_LOG_LEVEL="DEBUG")
     setup_logging("DEBUG", settings.paths.log_file, console=True)
     messages: list[str] = []
-    auth = AuthService(settings, EventBus())
+    auth = connect(settings, EventBus())
     try:
-        flow = auth.new_flow(LOOPBACK)
+        flow = auth.auth.new_flow(LOOPBACK)
         redirect = await follow_authorize(flow.authorize_url)
         try:
-            await auth.finish(auth.new_flow(LOOPBACK), redirect)  # wrong flow: state mismatch
+            await auth.auth.finish(auth.auth.new_flow(LOOPBACK), redirect)  # wrong flow: state mismatch
         except PostFlowError as exc:
             messages.append(str(exc))
-        await auth.finish(flow, redirect)
+        await auth.auth.finish(flow, redirect)
         assert auth.provider.tokens is not None
         await auth.provider.adopt(dataclasses.replace(auth.provider.tokens, expires_at=time.time() - 1))
         await auth.frameio.me()
@@ -59,7 +59,7 @@ async def test_tokens_never_leak(
             "/ims/revoke", data={"client_id": "postflow-sandbox", "token": auth.provider.tokens.access_token}
         )
         await auth.frameio.me()
-        await auth.sign_out()
+        await auth.auth.sign_out()
         for call in (auth.frameio.me, auth.provider.access_token):
             try:
                 await call()

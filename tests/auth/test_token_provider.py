@@ -12,7 +12,7 @@ from support_keyrings import MemoryKeyring
 from tests_auth_helpers import sandbox_settings, signed_in_service
 
 from app.auth.ims_client import ImsClient
-from app.auth.service import AuthService
+from app.composition import Connections, connect
 from app.core.errors import ServiceUnavailable, SignedOut
 from app.core.events import AuthState, AuthStateChanged, EventBus
 
@@ -21,7 +21,7 @@ def ims_log(sandbox: Any) -> dict[str, Any]:
     return dict(sandbox.control("/_sandbox/ims"))
 
 
-async def expire_now(auth: AuthService) -> None:
+async def expire_now(auth: Connections) -> None:
     """Make the held access token look expired to the app (the server still accepts it)."""
     assert auth.provider.tokens is not None
     await auth.provider.adopt(dataclasses.replace(auth.provider.tokens, expires_at=time.time() - 1))
@@ -108,7 +108,7 @@ async def test_rotation_survives_a_restart(sandbox: Any, test_keyring: MemoryKey
     await expire_now(first)
     await first.provider.access_token()  # rotates: the old refresh token is now dead
     await first.aclose()
-    second = AuthService(sandbox_settings(sandbox), EventBus())
+    second = connect(sandbox_settings(sandbox), EventBus())
     try:
         await second.provider.load()
         assert second.provider.state is AuthState.SIGNED_IN
@@ -202,7 +202,7 @@ async def test_sign_out_revokes_both_tokens_and_wipes_the_keychain(
 ) -> None:
     auth = await signed_in_service(sandbox)
     try:
-        await auth.sign_out()
+        await auth.auth.sign_out()
         assert test_keyring.entries == {}
         assert sorted(ims_log(sandbox)["revoked"]) == ["access", "refresh"]
         with pytest.raises(SignedOut):
@@ -222,7 +222,7 @@ async def test_signing_out_during_a_refresh_stays_signed_out(
         refreshing = asyncio.ensure_future(auth.provider.access_token())
         while auth.provider.refresh_count == 0:  # until the refresh is waiting on IMS
             await asyncio.sleep(0.01)
-        await auth.sign_out()
+        await auth.auth.sign_out()
         with pytest.raises((SignedOut, ServiceUnavailable, asyncio.CancelledError)):
             await refreshing
         assert auth.provider.tokens is None and test_keyring.entries == {}
@@ -259,13 +259,15 @@ async def test_a_sign_in_during_a_refresh_that_then_fails_stays_signed_in(sandbo
         old = auth.provider.tokens
         assert old is not None and old.refresh_token
         sandbox.http.post("/ims/revoke", data={"client_id": "postflow-sandbox", "token": old.refresh_token})
-        gated = _GatedIms(auth.ims)
+        gated = _GatedIms(auth.auth.ims)
         auth.provider._ims = gated  # type: ignore[assignment]
         await expire_now(auth)
         caller = asyncio.ensure_future(auth.provider.access_token())
         await gated.started.wait()  # the refresh is in flight ...
-        flow = auth.new_flow(LOOPBACK)
-        fresh = await auth.finish(flow, await follow_authorize(flow.authorize_url))  # ... and a new sign-in
+        flow = auth.auth.new_flow(LOOPBACK)
+        fresh = await auth.auth.finish(
+            flow, await follow_authorize(flow.authorize_url)
+        )  # ... and a new sign-in
         gated.gate.set()  # the old refresh now fails with invalid_grant
         assert await caller == fresh.access_token
         assert auth.provider.tokens is not None and auth.provider.tokens.access_token == fresh.access_token
@@ -299,8 +301,8 @@ async def test_a_sign_in_while_a_refresh_is_being_saved_is_what_the_keychain_kee
         caller = asyncio.ensure_future(auth.provider.access_token())
         await asyncio.to_thread(entered.wait, 30)  # the refresh is saving, slowly
         refreshed = auth.provider.tokens
-        flow = auth.new_flow(LOOPBACK)
-        finishing = asyncio.ensure_future(auth.finish(flow, await follow_authorize(flow.authorize_url)))
+        flow = auth.auth.new_flow(LOOPBACK)
+        finishing = asyncio.ensure_future(auth.auth.finish(flow, await follow_authorize(flow.authorize_url)))
         while auth.provider.tokens is refreshed:  # the new sign-in is adopted, its write waiting
             await asyncio.sleep(0.01)
         release.set()

@@ -102,8 +102,8 @@ async def test_sign_out_mid_queue_pauses_and_sign_in_resumes(harness: Harness) -
 
     await wait_for(nothing_uploading, what="uploads paused")
     # Sign in again: everything finishes.
-    flow = auth.new_flow(LOOPBACK)
-    await auth.finish(flow, await follow_authorize(flow.authorize_url))
+    flow = auth.auth.new_flow(LOOPBACK)
+    await auth.auth.finish(flow, await follow_authorize(flow.authorize_url))
     await wait_for(lambda: len(harness.delivered()) == 4, timeout=60, what="all delivered after sign-in")
     assert {f["sha256"] for f in harness.delivered().values()} == {sha(d) for d in data.values()}
     assert len(harness.remote_files()) == 4
@@ -204,7 +204,7 @@ async def test_signed_out_engine_does_not_spam_events(harness: Harness) -> None:
 
     engine = await harness.start()
     assert harness.auth is not None
-    await harness.auth.sign_out()
+    await harness.auth.auth.sign_out()
     await wait_for(lambda: engine.waiting_for_sign_in or not harness.auth.provider.tokens, what="signed out")
     write(harness.watch / "waiting.mov", os.urandom(1000))
     await wait_for(lambda: engine.waiting_for_sign_in, what="engine waiting")
@@ -284,7 +284,8 @@ async def test_a_second_engine_on_the_same_folder_refuses_to_start(harness: Harn
 
     first = await harness.start()
     assert harness.auth is not None
-    second = EngineService(sandbox_settings(harness.sandbox, **harness.env), harness.auth, harness.bus,
+    settings = sandbox_settings(harness.sandbox, **harness.env)
+    second = EngineService(settings, harness.auth.auth, harness.auth.frameio, harness.bus,
                            [make_root(str(harness.watch), "Demo Project")])  # fmt: skip
     with pytest.raises(AlreadyRunning) as info:
         await second.start()

@@ -122,7 +122,11 @@ async def test_3_overlapping_roots_are_refused(sandbox: Any, harness: Harness, t
     for other in [str(inner), *spellings]:
         with pytest.raises(ConfigError) as info:
             EngineService(
-                settings, auth, harness.bus, [make_root(str(harness.watch), "P"), make_root(other, "Q")]
+                settings,
+                auth.auth,
+                auth.frameio,
+                harness.bus,
+                [make_root(str(harness.watch), "P"), make_root(other, "Q")],
             )
         assert "twice" in info.value.message
     assert {make_root(p, "Demo Project").id for p in spellings} == {make_root(str(harness.watch), "x").id}
@@ -140,7 +144,9 @@ async def test_3_rewriting_the_destination_or_moving_the_folder_uploads_nothing_
     settings = sandbox_settings(harness.sandbox, **harness.env)
     assert harness.auth is not None
     by_id = make_root(str(harness.watch) + "/", seed_ids["project"], "Incoming")
-    engine = harness.engine = EngineService(settings, harness.auth, harness.bus, [by_id])
+    engine = harness.engine = EngineService(
+        settings, harness.auth.auth, harness.auth.frameio, harness.bus, [by_id]
+    )
     await engine.start()
     await _settle(engine)
     assert len(harness.remote_files()) == 3
@@ -227,7 +233,7 @@ async def test_8_sign_out_stops_transfers_within_a_second_and_waits_for_sign_in(
     )
     assert harness.auth is not None
     signed_out_at = time.monotonic()
-    await harness.auth.sign_out()
+    await harness.auth.auth.sign_out()
     await wait_for(lambda: not engine._running, timeout=1.0, what="every transfer stopped within 1 s")
     assert time.monotonic() - signed_out_at < 1.0
     job = await job_named(engine, "long.mov")

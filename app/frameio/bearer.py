@@ -6,11 +6,11 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from app.auth.token_provider import TokenProvider
+from app.frameio.token_source import TokenSource
 
 
 class BearerAuth(httpx.Auth):
-    def __init__(self, provider: TokenProvider) -> None:
+    def __init__(self, provider: TokenSource) -> None:
         self._provider = provider
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

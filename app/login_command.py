@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import keyring.errors
 
 from app.auth.loopback import LoopbackReceiver
-from app.auth.service import AuthService
 from app.auth.token_store import NO_KEYCHAIN_HELP
+from app.composition import Connections, connect
 from app.core.errors import AuthError, KeychainError
 from app.core.events import EventBus
 from app.core.settings import Settings
@@ -38,11 +38,11 @@ async def _read_pasted_line() -> str:
     return line.strip()
 
 
-def _auth_service(settings: Settings) -> AuthService:
-    """The service, with a keychain failure while it starts (reading a web client's secret) as
-    the usual one-line ``KeychainError``."""
+def _connect(settings: Settings) -> Connections:
+    """Sign-in and Frame.io, with a keychain failure while they start (reading a web client's
+    secret) as the usual one-line ``KeychainError``."""
     try:
-        return AuthService(settings, EventBus())
+        return connect(settings, EventBus())
     except keyring.errors.NoKeyringError:
         raise KeychainError(NO_KEYCHAIN_HELP) from None
     except keyring.errors.KeyringError as exc:
@@ -50,7 +50,8 @@ def _auth_service(settings: Settings) -> AuthService:
 
 
 async def login(settings: Settings, open_browser: bool) -> int:
-    auth = _auth_service(settings)
+    connections = _connect(settings)
+    auth = connections.auth
     receiver: LoopbackReceiver | None = None
     try:
         # Before the browser opens: a keychain that cannot keep the sign-in would otherwise only
@@ -85,11 +86,12 @@ async def login(settings: Settings, open_browser: bool) -> int:
     finally:
         if receiver is not None:
             await receiver.close()
-        await auth.aclose()
+        await connections.aclose()
 
 
 async def logout(settings: Settings) -> int:
-    auth = _auth_service(settings)
+    connections = _connect(settings)
+    auth = connections.auth
     try:
         await auth.provider.load()
         if auth.provider.tokens is None:
@@ -100,4 +102,4 @@ async def logout(settings: Settings) -> int:
         print(f"Signed out {who}. The upload queue is kept and resumes after the next sign-in.")
         return 0
     finally:
-        await auth.aclose()
+        await connections.aclose()
