@@ -115,7 +115,7 @@ async def running_app(
         stack.push_async_callback(connections.aclose)
         engine = EngineService(
             settings, connections.auth, connections.frameio, bus, watch, lock=lock,
-            persist_roots=from_config,
+            persist=from_config,
         )  # fmt: skip
         await connections.provider.load()
         if connections.provider.tokens is None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from app.core.jobs import ErrorInfo, JobPhase, JobView, WatchRoot
+
 log = logging.getLogger(__name__)
 
 
@@ -62,11 +64,50 @@ class JobAdded:
 
 @dataclass(frozen=True)
 class JobStateChanged:
-    job_id: int
-    rel_path: str
-    state: str  # a JobState value
-    error: str | None = None
-    remote_file_id: str | None = None
+    """A job moved: its state, phase (creating / sending / verifying…), attempts, next retry,
+    error or link changed. Not sent for byte progress (that is ``JobProgress``)."""
+
+    view: JobView
+
+    @property
+    def job_id(self) -> int:
+        return self.view.job.id
+
+    @property
+    def rel_path(self) -> str:
+        return self.view.job.rel_path
+
+    @property
+    def root_id(self) -> str:
+        return self.view.job.root_id
+
+    @property
+    def state(self) -> str:  # a JobState value
+        return self.view.job.state.value
+
+    @property
+    def phase(self) -> JobPhase | None:
+        return self.view.phase
+
+    @property
+    def attempts(self) -> int:
+        return self.view.job.attempts
+
+    @property
+    def next_retry_at(self) -> float | None:
+        return self.view.next_retry_at
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self.view.error
+
+    @property
+    def link(self) -> str | None:
+        return self.view.link
+
+    @property
+    def remote_file_id(self) -> str | None:
+        return self.view.job.remote_file_id
 
 
 @dataclass(frozen=True)
@@ -79,9 +120,83 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class HealthChanged:
-    component: str  # "watch:<root id>", "frameio", "auth"
+    component: str  # "watch:<root id>", "account", "disk"
     ok: bool
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class SettlingFile:
+    """A file seen but not stable yet: its render (or its LucidLink sync) is still going."""
+
+    root_id: str
+    rel_path: str
+    size: int
+    stable_at: float  # wall-clock seconds at which it counts as finished if nothing changes
+
+
+@dataclass(frozen=True)
+class SettlingChanged:
+    """The set of files waiting for their render to finish changed (after a scan)."""
+
+    files: tuple[SettlingFile, ...]
+
+
+@dataclass(frozen=True)
+class RootsChanged:
+    """Watch roots were added, edited, moved or removed (already saved when persisted)."""
+
+    roots: tuple[WatchRoot, ...]
+
+
+@dataclass(frozen=True)
+class SettingsChanged:
+    """Live settings were applied (and saved); ``names`` are Settings attribute names."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Health:
+    component: str
+    ok: bool
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the tray icon and the window's header need, in one cheap call."""
+
+    counts: dict[str, int]  # JobState value → jobs (entries removed from the history not counted)
+    bytes_left: int  # still to send, over pending, uploading and paused jobs
+    bytes_total: int  # size of those jobs
+    bytes_per_second: float  # all uploads together, smoothed
+    eta_seconds: float | None  # None: nothing moving, or no speed measured yet
+    uploading: int
+    settling: int  # files seen, not stable yet
+    paused: bool
+    waiting_for_sign_in: bool
+    account_problem: str | None
+    auth: AuthState
+    user_email: str | None
+    account_id: str | None
+    health: tuple[Health, ...]  # every component that reported, ok or not
+    roots: tuple[WatchRoot, ...]
+
+    @property
+    def needs_attention(self) -> bool:
+        return (
+            bool(self.counts.get("failed"))
+            or self.auth is AuthState.SIGNED_OUT
+            or any(not h.ok for h in self.health)
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotChanged:
+    """Published (coalesced, at most a few times a second) whenever the snapshot moved."""
+
+    snapshot: Snapshot
 
 
 @dataclass(frozen=True)

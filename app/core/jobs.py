@@ -23,6 +23,26 @@ class JobState(Enum):
 ACTIVE_STATES = (JobState.PENDING, JobState.UPLOADING, JobState.PAUSED)
 
 
+class JobPhase(Enum):
+    """Where a job stands inside its state, for the queue window's "sending" / "verifying"."""
+
+    QUEUED = "queued"  # pending: waiting for a free slot
+    RETRY_WAIT = "retry_wait"  # pending: a retry is due at ``next_retry_at``
+    WAITING = "waiting"  # pending: for the volume, the sign-in or the account (see the error)
+    CREATING = "creating"  # uploading: resolving the folder, creating the file on Frame.io
+    SENDING = "sending"  # uploading: parts going to storage
+    VERIFYING = "verifying"  # uploading: waiting for Frame.io to assemble and confirm
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error as a person reads it: the same fields ``PostFlowError`` carries."""
+
+    title: str
+    message: str
+    retryable: bool
+
+
 @dataclass(frozen=True)
 class WatchRoot:
     """A watched folder and where its files go on Frame.io.
@@ -56,8 +76,21 @@ class Job:
     note: str | None = None  # e.g. "touched, content unchanged"
     cancelled_by_user: bool = False  # the user said no to this version: not queued again on its own
     refusals: int = 0  # attempts refused in a way that repeats (bounded by max_attempts)
+    error_title: str | None = None
+    error_retryable: bool | None = None
+    remote_url: str | None = None  # the file's page on Frame.io, once created
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        if not self.last_error:
+            return None
+        retryable = (
+            self.state is not JobState.FAILED if self.error_retryable is None else self.error_retryable
+        )
+        title = self.error_title or ("Upload failed" if self.state is JobState.FAILED else "Not uploaded")
+        return ErrorInfo(title, self.last_error, retryable)
 
     @property
     def name(self) -> str:
@@ -66,6 +99,33 @@ class Job:
     @property
     def rel_dir(self) -> str:
         return self.rel_path.rsplit("/", 1)[0] if "/" in self.rel_path else ""
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as clients see it, with what only the running engine knows: the phase, the time
+    of the next retry, the live speed. Events, the snapshot and history all carry this."""
+
+    job: Job
+    phase: JobPhase | None = None  # None once the job is finished
+    next_retry_at: float | None = None  # wall-clock seconds
+    bytes_per_second: float = 0.0
+
+    @property
+    def id(self) -> int:
+        return self.job.id
+
+    @property
+    def state(self) -> JobState:
+        return self.job.state
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self.job.error
+
+    @property
+    def link(self) -> str | None:
+        return self.job.remote_url
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from app.core.errors import PostFlowError, ServiceUnavailable
-from app.core.jobs import Job, UploadState, WatchRoot
+from app.core.jobs import Job, JobPhase, UploadState, WatchRoot
 from app.engine import failpoints
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.content_hash import BackgroundHash
@@ -108,6 +108,7 @@ class PushUploader:
         self.verify_timeout = VERIFY_TIMEOUT
         self._unreachable: dict[int, tuple[float, float]] = {}  # job id → (first, last) failure
         self._creating: dict[int, asyncio.Future[None]] = {}  # job id → its create step in flight
+        self.on_phase: Callable[[int, JobPhase], None] = lambda job_id, phase: None
 
     async def upload(
         self, job: Job, root: WatchRoot, account_id: str, folder_id: str, sha256: str | None = None
@@ -119,6 +120,13 @@ class PushUploader:
                         job.rel_path, up.account_id, account_id)  # fmt: skip
             await self._store.clear_upload(job.id)
             up = await self._store.upload_state(job.id)
+        if up.folder_id and up.folder_id != folder_id and (up.remote_file_id or up.create_started_at):
+            # The watch folder's destination changed: what was begun in the old folder goes,
+            # unless it had completed there (then that is where this version was delivered).
+            if await self.delivered(job, up, account_id):
+                return None
+            log.info("%s: its destination changed; starting again in the new folder", job.rel_path)
+            up = await self.discard(job, up, account_id)
         try:
             await self.check_source(job, root)
         except FileChanged:
@@ -153,6 +161,7 @@ class PushUploader:
         check_remote = up.remote_file_id is not None  # resuming: Frame.io may already have it all
         start_over = False
         for _ in range(MAX_RECREATES + 1):
+            self.on_phase(job.id, JobPhase.CREATING)
             up = await self._ensure_placeholder(job, up, account_id, folder_id)
             if check_remote:
                 check_remote = False
@@ -168,6 +177,7 @@ class PushUploader:
                 start_over = False
                 continue
             try:  # each part checks, on its open file, that the bytes it sent are this version's
+                self.on_phase(job.id, JobPhase.SENDING)
                 up = await self._send_parts(job, root, up)
             except PartUrlRejected as exc:
                 log.info("%s: %s", job.rel_path, exc.message)
@@ -177,6 +187,7 @@ class PushUploader:
                 await self.discard(job, up, account_id)
                 raise
             failpoints.hit("before_verify")
+            self.on_phase(job.id, JobPhase.VERIFYING)
             if await self._verified(job, up, account_id):
                 return
             log.warning("%s: Frame.io could not assemble the upload; uploading it again", job.rel_path)
@@ -248,7 +259,13 @@ class PushUploader:
         log.info("%s: created on Frame.io as %s (%d parts)", job.rel_path, upload.file.id, len(parts))
         expiry = earliest_expiry(url for _, url in parts)
         if not await self._store.record_upload(
-            job.id, upload.file.id, upload.file.media_type, parts, expiry, mark=mark
+            job.id,
+            upload.file.id,
+            upload.file.media_type,
+            parts,
+            expiry,
+            mark=mark,
+            remote_url=upload.file.view_url,
         ):
             log.info(
                 "%s: a late answer's placeholder %s is not needed; removing it", job.rel_path, upload.file.id

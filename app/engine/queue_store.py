@@ -124,16 +124,37 @@ def _script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2)
+_V3 = """
+ALTER TABLE jobs ADD COLUMN error_title TEXT;
+ALTER TABLE jobs ADD COLUMN error_retryable INTEGER;
+ALTER TABLE jobs ADD COLUMN remote_url TEXT;
+ALTER TABLE jobs ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_root ON jobs (root_id, id);
+CREATE INDEX jobs_by_state_bytes ON jobs (hidden, state, size, bytes_done);
+CREATE TABLE root_baseline (
+    root_id TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (root_id, rel_path)
+) WITHOUT ROWID;
+"""
+# v3: an error's display fields (title, retryable) beside its message; the file's Frame.io link;
+# entries removed from the history view (``hidden``: kept, because a delivered version must still
+# block a second upload); indexes for paged history and the snapshot; and the files a root held
+# when it was added with "only new files" (its baseline, never uploaded).
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3)
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
-           "refusals", "abs_path")  # fmt: skip
+           "refusals", "abs_path", "error_title", "error_retryable", "remote_url")  # fmt: skip
 _UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at")
 _FIELDS = frozenset(_PUBLIC + _UPLOAD)
 _CLEARED_UPLOAD: dict[str, Any] = {
     "remote_file_id": None, "folder_id": None, "media_type": None, "create_started_at": None,
-    "urls_expire_at": None, "bytes_done": 0,
+    "urls_expire_at": None, "bytes_done": 0, "remote_url": None,
 }  # fmt: skip
+FINISHED_STATES = (JobState.DONE, JobState.CANCELLED, JobState.FAILED)
 _HOLDING = tuple(s.value for s in (*ACTIVE_STATES, JobState.DONE, JobState.FAILED))
 
 
@@ -154,6 +175,9 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         note=row["note"],
         cancelled_by_user=bool(row["cancelled_by_user"]),
         refusals=row["refusals"],
+        error_title=row["error_title"],
+        error_retryable=None if row["error_retryable"] is None else bool(row["error_retryable"]),
+        remote_url=row["remote_url"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -166,6 +190,35 @@ class Added:
 
     job: Job | None
     replaced: tuple[Job, ...] = ()
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A page of the queue and history, newest first. ``before_id`` is the keyset cursor (the
+    previous page's ``next_before_id``): paging stays fast however deep the user scrolls."""
+
+    states: tuple[JobState, ...] = ()  # empty: every state
+    root_id: str | None = None
+    text: str = ""  # in the file's relative path, case-insensitive
+    before_id: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    jobs: tuple[Job, ...]
+    total: int  # entries matching the filter, over every page
+    next_before_id: int | None  # None: this was the last page
+
+
+@dataclass(frozen=True)
+class StateTotals:
+    """Jobs per state and bytes still to send: what the snapshot counts, in one indexed pass.
+    Entries the user removed from the history are not counted (a cleared failure stops nagging)."""
+
+    counts: dict[JobState, int]
+    bytes_left: int
+    bytes_total: int  # of the jobs still to deliver (pending, uploading, paused)
 
 
 class QueueStore:
@@ -254,6 +307,12 @@ class QueueStore:
                 f"AND (state IN ({marks}) OR cancelled_by_user = 1) LIMIT 1",
                 (root_id, rel_path, size, mtime_ns, *_HOLDING),
             ).fetchone()
+            if held is None:
+                held = db.execute(
+                    "SELECT 1 FROM root_baseline WHERE root_id = ? AND rel_path = ? AND size = ? "
+                    "AND mtime_ns = ?",
+                    (root_id, rel_path, size, mtime_ns),
+                ).fetchone()  # there when the root was added with "only new files"
             if held is not None:
                 return Added(None)
             now = time.time()
@@ -363,6 +422,9 @@ class QueueStore:
         unknown = set(changes) - _FIELDS
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
+        if "last_error" in changes:  # a message alone has no title: never show a stale one
+            changes.setdefault("error_title", None)
+            changes.setdefault("error_retryable", None)
         wanted = None if expect is None else [s.value for s in expect]
 
         def write(db: sqlite3.Connection) -> Job | None:
@@ -412,7 +474,7 @@ class QueueStore:
 
     async def record_upload(
         self, job_id: int, remote_file_id: str, media_type: str, parts: tuple[tuple[int, str], ...],
-        urls_expire_at: float | None, *, mark: float | None = None,
+        urls_expire_at: float | None, *, mark: float | None = None, remote_url: str | None = None,
     ) -> bool:  # fmt: skip
         """The placeholder exists: its id and part URLs, in one transaction. With ``mark``, only
         if that create is still the job's latest (a late answer must not overwrite a newer
@@ -429,8 +491,8 @@ class QueueStore:
             )
             db.execute(
                 "UPDATE jobs SET remote_file_id = ?, media_type = ?, urls_expire_at = ?, bytes_done = 0, "
-                "updated_at = ? WHERE id = ?",
-                (remote_file_id, media_type, urls_expire_at, time.time(), job_id),
+                "remote_url = ?, updated_at = ? WHERE id = ?",
+                (remote_file_id, media_type, urls_expire_at, remote_url or None, time.time(), job_id),
             )
             return True
 
@@ -465,6 +527,114 @@ class QueueStore:
 
         await self._run(write)
 
+    # ---- history ----
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        where: list[str] = ["hidden = 0"]
+        args: list[object] = []
+        if query.states:
+            where.append(f"state IN ({','.join('?' * len(query.states))})")
+            args += [s.value for s in query.states]
+        if query.root_id is not None:
+            where.append("root_id = ?")
+            args.append(query.root_id)
+        if query.text:
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("rel_path LIKE ? ESCAPE '\\'")
+            args.append(f"%{escaped}%")
+        limit = max(1, min(query.limit, 1000))
+
+        def fetch(db: sqlite3.Connection) -> HistoryPage:
+            clause = " AND ".join(where)
+            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args).fetchone()[0]
+            paged, page_args = clause, list(args)
+            if query.before_id is not None:
+                paged += " AND id < ?"
+                page_args.append(query.before_id)
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE {paged} ORDER BY id DESC LIMIT ?", (*page_args, limit + 1)
+            ).fetchall()
+            jobs = tuple(_row_to_job(r) for r in rows[:limit])
+            more = len(rows) > limit
+            return HistoryPage(jobs, int(total), jobs[-1].id if more and jobs else None)
+
+        return await self._run(fetch)
+
+    async def totals(self) -> StateTotals:
+        def fetch(db: sqlite3.Connection) -> StateTotals:
+            rows = db.execute(
+                "SELECT state, COUNT(*), TOTAL(size), TOTAL(MAX(size - bytes_done, 0)) FROM jobs "
+                "WHERE hidden = 0 GROUP BY state"
+            ).fetchall()
+            counts = {state: 0 for state in JobState}
+            left = total = 0
+            for state, count, size, remaining in rows:
+                counts[JobState(state)] = int(count)
+                if JobState(state) in ACTIVE_STATES:
+                    left += int(remaining)
+                    total += int(size)
+            return StateTotals(counts, left, total)
+
+        return await self._run(fetch)
+
+    async def hide_finished(self, job_ids: Iterable[int] | None = None, root_id: str | None = None) -> int:
+        """Remove finished entries (delivered, cancelled, failed) from the history the user sees.
+        The rows stay: a delivered version must keep blocking a second upload of itself."""
+        ids = None if job_ids is None else list(job_ids)
+        marks = ",".join("?" * len(FINISHED_STATES))
+
+        def write(db: sqlite3.Connection) -> int:
+            sql = f"UPDATE jobs SET hidden = 1 WHERE hidden = 0 AND state IN ({marks})"
+            args: list[object] = [s.value for s in FINISHED_STATES]
+            if root_id is not None:
+                sql += " AND root_id = ?"
+                args.append(root_id)
+            if ids is None:
+                return int(db.execute(sql, args).rowcount)
+            changed = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                cur = db.execute(sql + f" AND id IN ({','.join('?' * len(chunk))})", (*args, *chunk))
+                changed += cur.rowcount
+            return changed
+
+        return await self._run(write)
+
+    async def end_root_jobs(self, root_id: str, reason: str) -> list[Job]:
+        """A root is no longer watched: its waiting and failed jobs end with ``reason`` (what
+        they may have left on Frame.io is then removed like any given-up job's)."""
+        ending = (JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.UPLOADING)
+        marks = ",".join("?" * len(ending))
+
+        def write(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(
+                f"SELECT id FROM jobs WHERE root_id = ? AND state IN ({marks})",
+                (root_id, *(s.value for s in ending)),
+            ).fetchall()
+            db.execute(
+                f"UPDATE jobs SET state = ?, last_error = ?, error_title = NULL, error_retryable = NULL, "
+                f"updated_at = ? WHERE root_id = ? AND state IN ({marks})",
+                (JobState.CANCELLED.value, reason, time.time(), root_id, *(s.value for s in ending)),
+            )
+            return [_fetch(db, r[0]) for r in rows]
+
+        return await self._run(write)
+
+    async def set_baseline(self, root_id: str, files: Iterable[tuple[str, int, int]]) -> int:
+        """The files a root holds as it is added with "only new files": these versions are
+        never queued (a changed one is). Replaces the root's earlier baseline."""
+        rows = [(root_id, rel, size, mtime) for rel, size, mtime in files]
+
+        def write(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM root_baseline WHERE root_id = ?", (root_id,))
+            db.executemany(
+                "INSERT OR REPLACE INTO root_baseline (root_id, rel_path, size, mtime_ns) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            return len(rows)
+
+        return await self._run(write)
+
     # ---- roots and other small facts ----
     async def rekey_root(self, old_ids: Iterable[str], new_id: str, new_path: str | None = None) -> int:
         """Give jobs of ``old_ids`` to ``new_id`` (an older id scheme, or a moved folder), with
@@ -484,6 +654,9 @@ class QueueStore:
                         (new_id, abs_path, row["id"]),
                     )
                 moved += len(rows)
+                db.execute(
+                    "UPDATE OR REPLACE root_baseline SET root_id = ? WHERE root_id = ?", (new_id, old_id)
+                )
                 value = db.execute("SELECT value FROM meta WHERE key = ?", (f"root:{old_id}",)).fetchone()
                 db.execute("DELETE FROM meta WHERE key = ?", (f"root:{old_id}",))
                 if value is not None and new_path is None:

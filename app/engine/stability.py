@@ -47,6 +47,10 @@ class StabilityTracker:
             if key not in keys:
                 del self._seen[key]
 
+    def settling(self) -> list[tuple[str, int, float]]:
+        """(key, size, since) of files still settling, for "waiting for the render to finish"."""
+        return [(k, s.observation.size, s.since) for k, s in self._seen.items() if not s.fired]
+
     def pending(self) -> int:
         """Files still settling (seen, not yet queued)."""
         return sum(1 for s in self._seen.values() if not s.fired)

@@ -10,7 +10,7 @@ from typing import Any
 
 REPORTED = (
     "id", "rel_path", "abs_path", "size", "state", "attempts", "last_error", "note", "remote_file_id",
-    "sha256", "bytes_done", "updated_at",
+    "sha256", "bytes_done", "updated_at", "error_title", "remote_url",
 )  # fmt: skip
 
 
@@ -41,6 +41,7 @@ def render(jobs: list[dict[str, Any]], as_json: bool) -> str:
         if j["state"] == "done":
             continue
         pct = f"{100 * j['bytes_done'] // j['size']}%" if j["size"] else ""
-        error = f"  ({j['last_error']})" if j.get("last_error") else ""
+        title = f"{j['error_title']}: " if j.get("error_title") else ""
+        error = f"  ({title}{j['last_error']})" if j.get("last_error") else ""
         lines.append(f"{j['state']:<10} {pct:>4}  {j['rel_path']}{error}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ health problem, reported once, never a reason to forget or re-upload anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.events import SettlingFile
 from app.core.jobs import WatchRoot
 from app.engine.file_filter import FileFilter
 from app.engine.root_health import RootMonitor
@@ -64,6 +66,7 @@ def scan_root(root: WatchRoot, file_filter: FileFilter) -> list[FoundFile]:
 
 ReadyCallback = Callable[[FoundFile], Awaitable[None]]
 HealthCallback = Callable[[WatchRoot, str | None], None]
+SettlingCallback = Callable[[tuple[SettlingFile, ...]], None]
 
 
 class Watcher:
@@ -75,8 +78,11 @@ class Watcher:
         on_ready: ReadyCallback,
         on_health: HealthCallback,
         monitor: RootMonitor,
+        on_settling: SettlingCallback | None = None,
     ) -> None:
         self._monitor = monitor
+        self._on_settling = on_settling
+        self._settling: tuple[SettlingFile, ...] = ()
         self._filter = file_filter
         self._scan_interval = scan_interval
         self._on_ready = on_ready
@@ -88,6 +94,7 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
         self._observer: Any = None
         self._root_problem: dict[str, str | None] = {}
+        self._watches: dict[str, Any] = {}  # root id → its watchdog watch
 
     def add_root(self, root: WatchRoot) -> None:
         self._roots[root.id] = root
@@ -98,6 +105,19 @@ class Watcher:
     def remove_root(self, root_id: str) -> None:
         self._roots.pop(root_id, None)
         self._trackers.pop(root_id, None)
+        self._root_problem.pop(root_id, None)
+        self._publish_settling()
+        if self._observer is not None:  # its file events stop too
+            asyncio.get_running_loop().run_in_executor(None, self._unschedule, root_id)
+
+    def configure(self, file_filter: FileFilter, stable_seconds: float, scan_interval: float) -> None:
+        """Live settings: the next scan uses them (files settling keep the time already waited)."""
+        self._filter = file_filter
+        self._stable_seconds = stable_seconds
+        self._scan_interval = scan_interval
+        for tracker in self._trackers.values():
+            tracker.window = stable_seconds
+        self.poke()
 
     def forget(self, root_id: str, rel_path: str) -> None:
         """Look at this file afresh: its job ended without delivering it (it was moved away,
@@ -143,9 +163,29 @@ class Watcher:
                 if tracker.observe(f.rel_path, Observation(f.size, f.mtime_ns), now):
                     await self._on_ready(f)  # raises if it could not be queued: offered again
                     tracker.mark_queued(f.rel_path)
+        self._publish_settling()
 
     def settling(self) -> int:
         return sum(t.pending() for t in self._trackers.values())
+
+    def settling_files(self) -> tuple[SettlingFile, ...]:
+        return self._settling
+
+    def _publish_settling(self) -> None:
+        """After a scan: tell listeners which files wait for their render to finish, if that
+        changed (a file appeared, grew, settled or vanished)."""
+        wall, mono = time.time(), time.monotonic()
+        files = tuple(
+            SettlingFile(root_id, key, size, wall + (since + tracker.window - mono))
+            for root_id, tracker in self._trackers.items()
+            for key, size, since in sorted(tracker.settling())
+        )
+        if [(f.root_id, f.rel_path, f.size) for f in files] != [
+            (f.root_id, f.rel_path, f.size) for f in self._settling
+        ] or len(files) != len(self._settling):
+            self._settling = files
+            if self._on_settling is not None:
+                self._on_settling(files)
 
     def _report(self, root: WatchRoot, problem: str | None) -> None:
         before = self._root_problem.get(root.id, "")
@@ -206,8 +246,14 @@ class Watcher:
         if self._observer is not None:
             asyncio.get_running_loop().run_in_executor(None, self._schedule_on, self._observer, root)
 
+    def _unschedule(self, root_id: str) -> None:
+        watch = self._watches.pop(root_id, None)
+        if watch is not None and self._observer is not None:
+            with contextlib.suppress(KeyError, OSError):  # already gone with its volume
+                self._observer.unschedule(watch)
+
     def _schedule_on(self, observer: Any, root: WatchRoot) -> None:
         try:
-            observer.schedule(self._hint, root.path, recursive=True)
+            self._watches[root.id] = observer.schedule(self._hint, root.path, recursive=True)
         except OSError as exc:  # unreachable now; the scan reports it
             log.info("no file events for %s: %s", root.path, exc)

@@ -152,6 +152,22 @@ class FrameioClient:
                 return
             query = {**base, "after": cursor}
 
+    async def page(
+        self, operation: str, path: str, *, after: str | None = None, page_size: int = 50
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page and the cursor of the next (None: last page), for pickers that page as the
+        user scrolls instead of loading everything."""
+        query: dict[str, Any] = {"page_size": page_size}
+        if after:
+            query["after"] = after
+        doc = await self.request(operation, "GET", path, params=query)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+            raise FrameioError(f"Frame.io answered {operation} without a list.")
+        next_link = (doc.get("links") or {}).get("next")
+        cursor = dict(parse_qsl(urlsplit(next_link).query)).get("after") if next_link else None
+        items = [item for item in doc["data"] if isinstance(item, dict)]
+        return items, cursor or None
+
     # ---- endpoints ----
     async def me(self) -> models.Me:
         return models.me_from(_data(await self.request("users.show", "GET", "/v4/me")))

@@ -228,7 +228,7 @@ async def test_offline_volume_keeps_queued_jobs_waiting_not_cancelled(
     await engine.resume_all()
     await wait_for(
         lambda: all(
-            e.error and "cannot be read" in e.error
+            e.error and "cannot be read" in e.error.message
             for e in harness.events
             if isinstance(e, JobStateChanged) and e.state == "pending" and e.error
         ),
@@ -239,7 +239,7 @@ async def test_offline_volume_keeps_queued_jobs_waiting_not_cancelled(
             sum(
                 1
                 for e in harness.events
-                if isinstance(e, JobStateChanged) and e.error and "cannot be read" in e.error
+                if isinstance(e, JobStateChanged) and e.error and "cannot be read" in e.error.message
             )
             >= 1
         ),

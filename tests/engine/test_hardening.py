@@ -212,7 +212,7 @@ async def test_6_pausing_a_job_the_scheduler_just_started_does_not_strand_its_pa
     write(harness.watch / "quick.mov", os.urandom(1000))
     job = await wait_for(lambda: job_named(engine, "quick.mov", JobState.PENDING), what="queued")
     engine.paused = False
-    await engine._start_what_fits()  # the scheduler starts it ...
+    await engine.scheduler.start_what_fits()  # the scheduler starts it ...
     await engine.pause(job.id)  # ... and the user pauses before its first step ran
     await engine.resume(job.id)
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered after resume")
@@ -234,13 +234,13 @@ async def test_8_sign_out_stops_transfers_within_a_second_and_waits_for_sign_in(
     assert harness.auth is not None
     signed_out_at = time.monotonic()
     await harness.auth.auth.sign_out()
-    await wait_for(lambda: not engine._running, timeout=1.0, what="every transfer stopped within 1 s")
+    await wait_for(lambda: not engine.scheduler.running, timeout=1.0, what="every transfer stopped in 1 s")
     assert time.monotonic() - signed_out_at < 1.0
     job = await job_named(engine, "long.mov")
     assert job is not None and job.state is JobState.PENDING and engine.waiting_for_sign_in
     sent = [f["parts_received"] for f in harness.remote_files()]
-    await engine._start_what_fits()  # nothing starts while signed out
-    assert not engine._running and [f["parts_received"] for f in harness.remote_files()] == sent
+    await engine.scheduler.start_what_fits()  # nothing starts while signed out
+    assert not engine.scheduler.running and [f["parts_received"] for f in harness.remote_files()] == sent
 
 
 async def test_8_a_sign_in_to_another_account_holds_the_queue_until_confirmed(harness: Harness) -> None:
@@ -253,10 +253,12 @@ async def test_8_a_sign_in_to_another_account_holds_the_queue_until_confirmed(ha
         "account", json.dumps({"account_id": "other-account", "email": "me@old.example"})
     )
     engine = await harness.restart()
+    assert engine.paused  # a pause outlives a restart
+    await engine.resume_all()
     assert engine.account_mismatch is not None and "me@old.example" in engine.account_mismatch
     assert any(isinstance(e, HealthChanged) and e.component == "account" and not e.ok for e in harness.events)
-    await engine._start_what_fits()
-    assert not engine._running and harness.remote_files() == []
+    await engine.scheduler.start_what_fits()
+    assert not engine.scheduler.running and harness.remote_files() == []
     await engine.confirm_account()
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered once confirmed")
 
@@ -265,7 +267,7 @@ async def test_9_a_refusal_that_repeats_fails_after_three_attempts_leaving_nothi
     harness.sandbox.control("/_sandbox/settings", {"fail_next_uploads": 1000})
     write(harness.watch / "never.mov", os.urandom(300_000))
     engine = await harness.start()
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     job = await wait_for(lambda: job_named(engine, "never.mov", JobState.FAILED), timeout=60, what="failed")
     assert job.attempts == 3 and "did not accept" in (job.last_error or "")
     await wait_for(lambda: harness.remote_files() == [], what="no placeholder left")
@@ -322,7 +324,7 @@ async def test_14_an_unreadable_file_fails_after_bounded_attempts_without_a_plac
 
     monkeypatch.setattr(os, "open", refusing_open)
     engine = await harness.start()
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     job = await wait_for(lambda: job_named(engine, "locked.mov", JobState.FAILED), what="failed")
     assert job.attempts == 3 and "may not read" in (job.last_error or "")
     assert harness.remote_files() == []
@@ -343,7 +345,7 @@ async def test_17_a_full_disk_of_our_own_is_a_clear_error_and_nothing_is_lost(
             raise sqlite3.OperationalError("database or disk is full")
         return await real(*args, **kw)
 
-    engine.disk_full_wait = 0.3
+    engine.scheduler.disk_full_wait = 0.3
     monkeypatch.setattr(engine.store, "transition", disk_full)
     write(harness.watch / "big_day.mov", os.urandom(2000))
 
@@ -385,7 +387,7 @@ async def _settle(engine: EngineService) -> None:
     await wait_for(lambda: engine.settling() == 0, what="settled")
     await engine.scan_now()
     await asyncio.sleep(0)
-    await wait_for(lambda: not engine._running and not engine._cleaning, what="idle")
+    await wait_for(lambda: not engine.scheduler.running and not engine.scheduler.cleaning, what="idle")
 
 
 async def _count(engine: EngineService, state: JobState, n: int) -> bool:
@@ -414,7 +416,7 @@ async def test_9_storage_refusing_parts_fails_after_three_attempts_leaving_nothi
     harness.sandbox.control("/_sandbox/faults", {"parts": {"rate": 1.0, "kinds": ["400"]}})
     write(harness.watch / "refused.mov", os.urandom(300_000))
     engine = await harness.start()
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     job = await wait_for(lambda: job_named(engine, "refused.mov", JobState.FAILED), what="failed")
     assert job.attempts == 3 and "storage refused part" in (job.last_error or "")
     await wait_for(lambda: harness.remote_files() == [], what="no placeholder left")
@@ -429,7 +431,7 @@ async def test_9_a_verify_that_never_completes_fails_after_three_attempts_leavin
     harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})  # Frame.io never finishes
     write(harness.watch / "stuck.mov", os.urandom(200_000))
     engine = await harness.start()
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     engine._uploader.verify_timeout = 0.5
     job = await wait_for(lambda: job_named(engine, "stuck.mov", JobState.FAILED), what="failed")
     assert job.attempts == 3 and "had not finished processing" in (job.last_error or "")
@@ -450,7 +452,8 @@ async def test_17_the_sandbox_disk_full_is_shown_on_the_job(
 
     def said_full() -> bool:
         return any(
-            isinstance(e, JobStateChanged) and "storage is full" in (e.error or "") for e in harness.events
+            isinstance(e, JobStateChanged) and e.error and "storage is full" in e.error.message
+            for e in harness.events
         )
 
     await wait_for(said_full, what="the job says the storage is full")
@@ -494,7 +497,7 @@ async def test_two_lost_create_answers_in_a_row_leave_no_placeholder(harness: Ha
     engine = await harness.start()
     engine._uploader.outcome_wait = 1.2
     engine._uploader.listing_settle = 1.2  # a little longer than the lag (the real ones: 30 s)
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     await wait_for(lambda: job_named(engine, "lost.mov", JobState.DONE), what="delivered")
     await wait_for(lambda: no_placeholders(harness), what="no placeholder left")
     assert len(harness.remote_files()) == 1
@@ -507,7 +510,7 @@ async def test_refusals_are_counted_apart_from_other_interruptions(harness: Harn
     await engine.pause_all()
     job = await wait_for(lambda: job_named(engine, "bumpy.mov", JobState.PENDING), what="queued")
     await engine.store.update(job.id, attempts=5)  # interrupted often (network, sign-outs, a volume)
-    engine.retry_base = 0.05
+    engine.scheduler.retry_base = 0.05
     await engine.resume_all()
     done = await wait_for(
         lambda: job_named(engine, "bumpy.mov", JobState.DONE), what="delivered after one refusal"
@@ -555,7 +558,7 @@ async def test_a_late_create_answer_after_a_pause_leaves_one_known_asset(
     await sent.wait()
     await engine.pause_all()
     await engine.resume_all()
-    await wait_for(lambda: engine._running, what="the next attempt started")
+    await wait_for(lambda: engine.scheduler.running, what="the next attempt started")
     answer.set()
     job = await wait_for(lambda: job_named(engine, "slow.mov", JobState.DONE), what="delivered")
     await _settle(engine)
