@@ -86,6 +86,7 @@ async def main() -> None:
             ),
             "one root": lambda: store.history(HistoryQuery(root_id="root07")),
             "text search": lambda: store.history(HistoryQuery(text="sc042_v003")),
+            "text matching every job": lambda: store.history(HistoryQuery(text=".mov")),
             "text + state + root": lambda: store.history(
                 HistoryQuery(states=(JobState.DONE,), root_id="root03", text="SC1")
             ),

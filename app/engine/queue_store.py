@@ -545,7 +545,6 @@ class QueueStore:
 
         def fetch(db: sqlite3.Connection) -> HistoryPage:
             clause = " AND ".join(where)
-            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args).fetchone()[0]
             paged, page_args = clause, list(args)
             if query.before_id is not None:
                 paged += " AND id < ?"
@@ -555,24 +554,28 @@ class QueueStore:
             ).fetchall()
             jobs = tuple(_row_to_job(r) for r in rows[:limit])
             more = len(rows) > limit
+            if not more and query.before_id is None:
+                total = len(jobs)  # the page scan saw every match: no second pass (text search)
+            else:
+                total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args).fetchone()[0]
             return HistoryPage(jobs, int(total), jobs[-1].id if more and jobs else None)
 
         return await self._run(fetch)
 
     async def totals(self) -> StateTotals:
         def fetch(db: sqlite3.Connection) -> StateTotals:
-            rows = db.execute(
-                "SELECT state, COUNT(*), TOTAL(size), TOTAL(MAX(size - bytes_done, 0)) FROM jobs "
-                "WHERE hidden = 0 GROUP BY state"
-            ).fetchall()
             counts = {state: 0 for state in JobState}
-            left = total = 0
-            for state, count, size, remaining in rows:
+            for state, count in db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE hidden = 0 GROUP BY state"
+            ).fetchall():
                 counts[JobState(state)] = int(count)
-                if JobState(state) in ACTIVE_STATES:
-                    left += int(remaining)
-                    total += int(size)
-            return StateTotals(counts, left, total)
+            active = [s.value for s in ACTIVE_STATES]  # a few rows: summed over the index range
+            size, left = db.execute(
+                f"SELECT TOTAL(size), TOTAL(MAX(size - bytes_done, 0)) FROM jobs WHERE hidden = 0 "
+                f"AND state IN ({','.join('?' * len(active))})",
+                active,
+            ).fetchone()
+            return StateTotals(counts, int(left), int(size))
 
         return await self._run(fetch)
 
