@@ -250,22 +250,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _check_watch_folder(folder: Path) -> None:
     """A --watch folder must exist now: it was just typed, so a typo is far likelier than a volume
     that is not mounted yet (folders from the config file are the engine's health problems)."""
-    try:
-        full = folder.expanduser()
-    except RuntimeError:  # ~someone with no such user
-        raise ConfigError(f"option --watch {folder}: no such user's home folder") from None
-    shown = str(folder) if full.is_absolute() else f"{folder} ({Path.cwd() / full})"
-    try:
-        exists = full.exists()
-        is_dir = full.is_dir()
-    except OSError as exc:  # permission denied on a parent, a name too long for the file system
-        raise ConfigError(f"option --watch {shown}: cannot be checked: {exc.strerror or exc}") from None
-    if not exists:
-        raise ConfigError(f"option --watch {shown}: no such folder")
-    if not is_dir:
-        raise ConfigError(f"option --watch {shown}: is a file, not a folder")
-    if not os.access(full, os.R_OK | os.X_OK):
-        raise ConfigError(f"option --watch {shown}: PostFlow is not allowed to read this folder")
+    from app.core.roots import check_folder
+
+    check_folder(folder, "option --watch ")
 
 
 def cmd_move_folder(args: argparse.Namespace) -> int:

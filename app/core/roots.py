@@ -96,3 +96,24 @@ def check_overlaps(roots: Iterable[WatchRoot]) -> None:
                     "remove one of them (its files would be uploaded twice)."
                 )
         seen.append((key, root))
+
+
+def check_folder(path: str | Path, label: str = "") -> None:
+    """Blocking (asks the disk): a folder about to be watched exists and can be read, else one
+    plain line saying which way it cannot (``label`` names where the path came from)."""
+    folder = Path(path)
+    try:
+        full = folder.expanduser()
+    except RuntimeError:  # ~someone with no such user
+        raise ConfigError(f"{label}{folder}: no such user's home folder") from None
+    shown = str(folder) if full.is_absolute() else f"{folder} ({Path.cwd() / full})"
+    try:
+        exists, is_dir = full.exists(), full.is_dir()
+    except OSError as exc:  # permission denied on a parent, a name too long for the file system
+        raise ConfigError(f"{label}{shown}: cannot be checked: {exc.strerror or exc}") from None
+    if not exists:
+        raise ConfigError(f"{label}{shown}: no such folder")
+    if not is_dir:
+        raise ConfigError(f"{label}{shown}: is a file, not a folder")
+    if not os.access(full, os.R_OK | os.X_OK):
+        raise ConfigError(f"{label}{shown}: PostFlow is not allowed to read this folder")

@@ -9,7 +9,6 @@ found on Frame.io (a typo is caught now, not at 2 a.m. on the first render).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from app.auth.token_provider import TokenProvider
 from app.core.errors import ConfigError, PostFlowError
 from app.core.jobs import WatchRoot
-from app.core.roots import check_overlaps, make_root
+from app.core.roots import check_folder, check_overlaps, make_root
 from app.engine.destinations import DestinationResolver
 from app.engine.file_filter import FileFilter
 from app.engine.live_settings import config_keys
@@ -101,17 +100,3 @@ class RootRegistry:
 
             await asyncio.to_thread(save_values, self._config_file, config_keys(parsed))
 
-
-def check_folder(path: str) -> None:
-    """Blocking (asks the disk): one plain line for each way a folder cannot be watched."""
-    full = Path(path).expanduser()
-    try:
-        exists, is_dir = full.exists(), full.is_dir()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be checked: {exc.strerror or exc}") from None
-    if not exists:
-        raise ConfigError(f"{path}: no such folder")
-    if not is_dir:
-        raise ConfigError(f"{path}: is a file, not a folder")
-    if not os.access(full, os.R_OK | os.X_OK):
-        raise ConfigError(f"{path}: PostFlow is not allowed to read this folder")
