@@ -99,4 +99,3 @@ class RootRegistry:
             from app.core.config_file import save_values
 
             await asyncio.to_thread(save_values, self._config_file, config_keys(parsed))
-
