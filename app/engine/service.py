@@ -311,8 +311,8 @@ class EngineService:
         uploads of it stop and start again into the new destination."""
         edited = await self._registry.validate_edit(root_id, destination)
         await self._registry.save([edited if r.id == root_id else r for r in self._roots.values()])
+        self._roots[root_id] = edited  # first: an upload restarting meanwhile goes to the new place
         await self._halt_root(root_id)
-        self._roots[root_id] = edited
         self._roots_changed()
         self._wake()
         return edited
@@ -323,9 +323,9 @@ class EngineService:
         if root_id not in self._roots:
             raise ConfigError(f"No watch folder with id {root_id!r}.")
         await self._registry.save([r for r in self._roots.values() if r.id != root_id])
-        await self._halt_root(root_id)
-        self._roots.pop(root_id)
+        self._roots.pop(root_id)  # first: nothing of it starts again while its uploads stop
         self._watcher.remove_root(root_id)
+        await self._halt_root(root_id)
         self._monitor.forget(root_id)
         ended = await self.store.end_root_jobs(root_id, NO_LONGER_WATCHED)
         for job in ended:
@@ -346,9 +346,9 @@ class EngineService:
         others = [r for r in self._roots.values() if r.id != root_id]
         check_overlaps([*others, moved])
         await self._registry.save([*others, moved])
-        await self._halt_root(root_id)
-        self._roots.pop(root_id, None)
+        self._roots.pop(root_id, None)  # first: nothing of it starts again while its uploads stop
         self._watcher.remove_root(root_id)
+        await self._halt_root(root_id)
         self._monitor.forget(root_id)
         count = await self.store.rekey_root([root_id], moved.id, moved.path)
         log.info("watch folder %s moved to %s: %d jobs keep their history", old.path, moved.path, count)
