@@ -230,14 +230,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.headless import run_headless
 
     settings = _load(args)
-    if not args.headless:
-        print("postflow run: the tray app is not in this build yet; use --headless", file=sys.stderr)
-        return EXIT_USAGE
     if args.watch and not args.project:
         raise ConfigError("option --watch needs --project NAME (the Frame.io project to upload into)")
     for folder in args.watch or ():
         _check_watch_folder(folder)
     roots = tuple(make_root(str(p), args.project, args.folder or "") for p in args.watch or ())
+    if not args.headless:
+        return _tray(settings, roots)
     _setup_logging(settings, console=True)
     # Until the event loop installs its graceful handler, SIGTERM stops like Ctrl+C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -245,6 +244,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(run_headless(settings, roots))
     except KeyboardInterrupt:
         return EXIT_OK  # stopped on request before start-up finished
+
+
+def _tray(settings: Any, roots: tuple[Any, ...] = ()) -> int:
+    from app.gui.tray_app import run_tray
+
+    _setup_logging(settings, console=False)
+    return run_tray(settings, roots)
+
+
+def cmd_tray(args: argparse.Namespace) -> int:
+    """``postflow`` with no command: the tray app (the built-in sandbox when no account is set)."""
+    return _tray(_load(args))
 
 
 def _check_watch_folder(folder: Path) -> None:
@@ -287,15 +298,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        _load(args)
-        print(f"postflow {name}: not available in this build yet", file=sys.stderr)
-        return EXIT_FAILURE
-
-    return run
-
-
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "sandbox": cmd_sandbox,
     "doctor": cmd_doctor,
@@ -305,7 +307,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "move-folder": cmd_move_folder,
     "confirm-account": cmd_confirm_account,
-    None: _not_yet("tray app"),
+    None: cmd_tray,
 }
 
 

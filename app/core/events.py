@@ -184,6 +184,11 @@ class Snapshot:
     roots: tuple[WatchRoot, ...]
 
     @property
+    def offline(self) -> bool:
+        """Frame.io or its storage cannot be reached at all (not one file's trouble)."""
+        return any(h.component == "network" and not h.ok for h in self.health)
+
+    @property
     def needs_attention(self) -> bool:
         return (
             bool(self.counts.get("failed"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
@@ -58,6 +59,7 @@ class Settings:
     bandwidth_limit: int = 0
     part_timeout: float = 120.0
     listing_settle: float = 30.0
+    notifications: bool = True
     watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
@@ -167,8 +169,15 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(v for v in items if v)
 
 
+_EXTENSION = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_+-]*$")
+
+
 def _extensions(value: Any) -> tuple[str, ...]:
-    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in _list(value))
+    items = _list(value)
+    bad = [e for e in items if not _EXTENSION.match(e)]
+    if bad:
+        raise ValueError(f"file extensions such as .mov or mxf, separated by commas (not {', '.join(bad)})")
+    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in items)
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "listing_settle", "upload.listing_settle", ("POSTFLOW_LISTING_SETTLE",), _number(0),
         "seconds Frame.io listings may lag behind a create; an interrupted create is looked for after this",
+    ),
+    SettingSpec(
+        "notifications", "notifications.enabled", ("POSTFLOW_NOTIFICATIONS",), _bool,
+        "desktop notifications for delivered files and problems that need you",
     ),
 )  # fmt: skip
 

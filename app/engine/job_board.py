@@ -102,6 +102,10 @@ class JobBoard:
         speed = self._speed.get(job_id, (now, 0.0))[1]
         self._bus.publish(JobProgress(job_id, done, job.size if job is not None else 0, speed))
 
+    def live_bytes(self) -> dict[int, int]:
+        """Bytes sent so far by each running job, as last reported by its parts."""
+        return {job_id: done for job_id, (_when, done) in self._progress.items()}
+
     def stopped(self, job_id: int) -> None:
         """The job's task ended (whatever it recorded): no phase or speed lingers."""
         self._forget_running(job_id)

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -562,7 +562,11 @@ class QueueStore:
 
         return await self._run(fetch)
 
-    async def totals(self) -> StateTotals:
+    async def totals(self, live: Mapping[int, int] | None = None) -> StateTotals:
+        """``live``: bytes sent so far by running jobs (job id → bytes), counted as sent although
+        their rows are written only once a part is finished, so progress moves between parts."""
+        sent = dict(live or {})
+
         def fetch(db: sqlite3.Connection) -> StateTotals:
             counts = {state: 0 for state in JobState}
             for state, count in db.execute(
@@ -575,7 +579,14 @@ class QueueStore:
                 f"AND state IN ({','.join('?' * len(active))})",
                 active,
             ).fetchone()
-            return StateTotals(counts, int(left), int(size))
+            if sent:
+                marks = ",".join("?" * len(sent))
+                for job_id, job_size, recorded in db.execute(
+                    f"SELECT id, size, bytes_done FROM jobs WHERE state = 'uploading' AND id IN ({marks})",
+                    list(sent),
+                ).fetchall():
+                    left -= max(0, min(sent[job_id], job_size) - recorded)
+            return StateTotals(counts, max(0, int(left)), int(size))
 
         return await self._run(fetch)
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.auth.token_provider import TokenProvider
-from app.core.errors import PostFlowError, SignedOut
+from app.core.errors import PostFlowError, ServiceUnavailable, SignedOut
 from app.core.jobs import Job, JobState, WatchRoot
 from app.engine import failpoints
 from app.engine.account_guard import AccountGuard
@@ -35,6 +35,7 @@ from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
 
 log = logging.getLogger(__name__)
+NETWORK = "network"  # health component: Frame.io or its storage cannot be reached at all
 RETRY_CAP = 300.0  # retryable failures keep retrying, never more than 5 minutes apart
 TOUCHED_NOTE = "Touched, content unchanged: not uploaded again."
 HealthReport = Callable[[str, str | None], None]
@@ -312,6 +313,7 @@ class Scheduler:
             if done is None:
                 log.info("%s: delivered, but it was cancelled meanwhile", job.rel_path)
                 return
+            self._health(NETWORK, None)
             seconds = max(time.monotonic() - started, 1e-6)
             log.info("%s: delivered to Frame.io (%d bytes in %.1fs, %.1f MB/s)", job.rel_path, job.size,
                      seconds, job.size / seconds / 1e6)  # fmt: skip
@@ -367,6 +369,10 @@ class Scheduler:
         apart: an overnight outage must not leave a queue of failures. Trouble that rarely
         heals by itself (a refusal, an unreadable file) gets a few tries of its own, whatever
         else interrupted the job meanwhile; final errors stop at once."""
+        if isinstance(exc, ServiceUnavailable) and exc.status is None:
+            self._health(
+                NETWORK, f"{exc.message} Check the internet connection: uploads resume by themselves."
+            )
         limit = attempt_limit(exc)
         refusals = job.refusals + 1 if limit is not None else job.refusals
         if exc.retryable and (limit is None or refusals < limit):

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from app.auth.service import AuthService
-from app.core.errors import ConfigError
+from app.core.errors import ConfigError, SignedOut
 from app.core.events import (
     AuthState,
     AuthStateChanged,
@@ -53,7 +53,7 @@ from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, QueueStore
 from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
-from app.engine.scheduler import TOUCHED_NOTE, Scheduler
+from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.watcher import FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
@@ -132,6 +132,7 @@ class EngineService:
         self._locked = False
         self._started = False
         self._unsubscribe = bus.subscribe(self._on_event)
+        frameio.on_reachability = self._reachability
 
     # ---- lifecycle ----
     @staticmethod
@@ -166,6 +167,7 @@ class EngineService:
     async def stop(self) -> None:
         """Stop cleanly: parts in flight are abandoned, finished parts are already recorded."""
         self._unsubscribe()
+        self._frameio.on_reachability = None
         await self._watcher.stop()
         for task in (self._snapshot_task, *self._tasks):
             if task is not None:
@@ -188,6 +190,10 @@ class EngineService:
         return self._guard.waiting_for_sign_in
 
     @property
+    def roots(self) -> tuple[WatchRoot, ...]:
+        return tuple(self._roots.values())
+
+    @property
     def account_mismatch(self) -> str | None:
         return self._guard.account_mismatch
 
@@ -207,14 +213,15 @@ class EngineService:
         return self._board.view(job)
 
     async def snapshot(self) -> Snapshot:
-        totals = await self.store.totals()
+        totals = await self.store.totals(self._board.live_bytes())
         speed = self._board.overall_speed()
         tokens = self._auth.provider.tokens
         moving = totals.counts[JobState.UPLOADING] > 0 and speed > 0
+        left = totals.bytes_left
         return Snapshot(
             counts={state.value: n for state, n in totals.counts.items()},
-            bytes_left=totals.bytes_left, bytes_total=totals.bytes_total, bytes_per_second=speed,
-            eta_seconds=totals.bytes_left / speed if moving else None,
+            bytes_left=left, bytes_total=totals.bytes_total, bytes_per_second=speed,
+            eta_seconds=left / speed if moving else None,
             uploading=totals.counts[JobState.UPLOADING], settling=self._watcher.settling(),
             paused=self.paused, waiting_for_sign_in=self._guard.waiting_for_sign_in,
             account_problem=self._guard.account_mismatch, auth=self._auth.provider.state,
@@ -358,6 +365,20 @@ class EngineService:
         self._wake()
         return moved
 
+    async def project_link(self, root_id: str) -> str:
+        """The Frame.io page of a watched folder's project ("Open project in Frame.io")."""
+        root = self._roots.get(root_id)
+        if root is None:
+            raise ConfigError(f"No watch folder with id {root_id!r}.")
+        tokens = self._auth.provider.tokens
+        account_id = root.account_id or self.settings.account_id or (tokens.account_id if tokens else "")
+        if not account_id:
+            raise SignedOut("Sign in with Adobe to open the project.")
+        project = await self._resolver.project(account_id, root)
+        if not project.view_url:
+            raise ConfigError(f"Frame.io gave no web address for project {project.name!r}.")
+        return project.view_url
+
     def accept_empty_root(self, root_id: str) -> None:
         """The user emptied the folder on purpose (it is not an unmounted volume)."""
         self._monitor.accept_empty(root_id)
@@ -434,6 +455,10 @@ class EngineService:
         changes = {} if reason is None else {"last_error": reason}
         await self.scheduler.halt_all(list(self.scheduler.running), JobState.PENDING, **changes)
         self.scheduler.cancel_cleanups()
+
+    def _reachability(self, problem: str | None) -> None:
+        words = f"{problem} Check the internet connection: uploads resume by themselves." if problem else None
+        self._health(NETWORK, words)
 
     def _health(self, component: str, problem: str | None) -> None:
         before = self._health_items.get(component)

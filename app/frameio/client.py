@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -44,6 +44,11 @@ class FrameioClient:
         self._policy = policy or RetryPolicy()
         self._limiter = ClientRateLimiter()
         self._rng = random.Random()
+        # Told when Frame.io stops answering at all (after a second failed try in a row, so a
+        # blip says nothing) and when it answers again: the tray's "offline", long before the
+        # retries of one request run out.
+        self.on_reachability: Callable[[str | None], None] | None = None
+        self._unreachable = False
         self._http = http or httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=15.0),
@@ -77,6 +82,8 @@ class FrameioClient:
                         f"Frame.io did not answer {operation} ({type(exc).__name__}); "
                         "it may or may not have happened."
                     ) from None
+                if attempt >= 2:
+                    self._reachable(f"Frame.io cannot be reached ({type(exc).__name__}).")
                 wait = self._policy.delay(Failure.NETWORK, attempt, rng=self._rng)
                 if wait is None:
                     raise ServiceUnavailable(f"Frame.io cannot be reached ({type(exc).__name__}).") from None
@@ -84,6 +91,8 @@ class FrameioClient:
                 log.info("%s: network error %s, retry %d in %.1fs", operation, name, attempt, wait)
                 await asyncio.sleep(wait)
                 continue
+            if self._unreachable:
+                self._reachable(None)
             self._limiter.observe(operation, response)
             status = response.status_code
             if status < 400:
@@ -119,6 +128,13 @@ class FrameioClient:
             if status == 404:
                 raise NotFound(f"Not found on Frame.io: {detail}", status=404)
             raise Rejected(f"Frame.io refused {operation}: {detail}", status=status)
+
+    def _reachable(self, problem: str | None) -> None:
+        if (problem is not None) == self._unreachable:
+            return
+        self._unreachable = problem is not None
+        if self.on_reachability is not None:
+            self.on_reachability(problem)
 
     @staticmethod
     def _body(operation: str, response: httpx.Response) -> Any:

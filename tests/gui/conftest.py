@@ -45,3 +45,15 @@ def _delete_windows_on_the_gui_thread(qapp: Any) -> Any:
     qapp.processEvents()
     gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture
+def watch_dir(tmp_path: Any) -> Any:
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def tray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTFLOW_TRAY_WAIT", "3600")  # no tray offscreen: no window fallback unless asked

@@ -1,0 +1,59 @@
+"""The health panel's checks, in words: every watched folder, the sign-in, the connection to
+Frame.io and PostFlow's own disk, each green or red with what it means and what to do.
+Pure (no Qt), so each wording is tested."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.events import AuthState, Snapshot
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    label: str
+    ok: bool
+    explanation: str
+
+
+def health_rows(snap: Snapshot) -> list[HealthRow]:
+    reported = {h.component: h for h in snap.health}
+    rows: list[HealthRow] = []
+    if snap.auth is AuthState.SIGNED_IN:
+        rows.append(
+            HealthRow("Adobe sign-in", True, f"Signed in as {snap.user_email or 'your Adobe account'}.")
+        )
+    else:
+        rows.append(HealthRow(
+            "Adobe sign-in", False,
+            "Signed out. Nothing is lost: uploads wait. Choose Sign in with Adobe in the tray menu.",
+        ))  # fmt: skip
+    if snap.account_problem:
+        rows.append(HealthRow("Frame.io account", False, snap.account_problem))
+    network = reported.get("network")
+    if network is not None and not network.ok:
+        rows.append(
+            HealthRow("Connection to Frame.io", False, network.message or "Frame.io cannot be reached.")
+        )
+    else:
+        rows.append(HealthRow("Connection to Frame.io", True, "Frame.io answers."))
+    if not snap.roots:
+        rows.append(HealthRow("Watch folders", False, "No folder is watched. Add one in Settings."))
+    for root in snap.roots:
+        health = reported.get(f"watch:{root.id}")
+        label = f"Watch folder {root.path}"
+        if health is not None and not health.ok:
+            rows.append(HealthRow(label, False, health.message or "This folder has a problem."))
+        else:
+            target = root.project + (f" / {root.folder}" if root.folder else "")
+            rows.append(HealthRow(label, True, f"Watched; files go to {target}."))
+    disk = reported.get("disk")
+    if disk is not None and not disk.ok:
+        rows.append(HealthRow("PostFlow's data disk", False, disk.message or "The data disk has a problem."))
+    else:
+        rows.append(HealthRow("PostFlow's data disk", True, "The queue is being saved."))
+    known = {"network", "disk", "account", *(f"watch:{r.id}" for r in snap.roots)}
+    for component, health in reported.items():
+        if component not in known and not health.ok:
+            rows.append(HealthRow(component, False, health.message or "Problem."))
+    return rows

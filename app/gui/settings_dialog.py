@@ -1,0 +1,342 @@
+"""Settings: watched folders and their destinations, upload and watch settings, notifications,
+start at login. Every value is checked by the engine's own rules before anything is saved; a
+bad one is explained beside its field and nothing changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import ConfigError, PostFlowError
+from app.core.jobs import WatchRoot
+from app.desktop.login_item import LoginItem
+from app.engine.live_settings import parse_live
+from app.engine.service import EngineService
+from app.gui.destination_picker import Destination, DestinationPicker
+from app.gui.engine_bridge import EngineBridge
+
+MB = 1_000_000
+ERROR_STYLE = "color: #d1242f;"
+
+
+def ask_upload_existing(parent: QWidget, folder: str) -> bool | None:
+    """True: upload what is already there; False: only new files; None: cancelled."""
+    box = QMessageBox(parent)
+    box.setWindowTitle("Files already in this folder — PostFlow")
+    box.setText(f"Upload the files already in {folder}?")
+    box.setInformativeText("Choose “Only new files” if they were delivered some other way.")
+    upload = box.addButton("&Upload them", QMessageBox.ButtonRole.AcceptRole)
+    new_only = box.addButton("Only &new files", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(upload)
+    box.exec()
+    clicked = box.clickedButton()
+    return True if clicked is upload else False if clicked is new_only else None
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self, engine: EngineService, bridge: EngineBridge, *, login_item: LoginItem | None = None,
+        parent: QWidget | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(parent)
+        self.setWindowTitle("PostFlow Settings")
+        self.resize(640, 520)
+        self._engine = engine
+        self._bridge = bridge
+        self.login_item = login_item or LoginItem()
+        # Hooks tests replace (a real dialog would wait for a person):
+        self.choose_folder: Callable[[], str | None] = self._choose_folder
+        self.choose_destination: Callable[[], Destination | None] = self._choose_destination
+        self.ask_upload_existing: Callable[[str], bool | None] = lambda f: ask_upload_existing(self, f)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self._folders_tab(), "&Folders")
+        self.tabs.addTab(self._uploads_tab(), "&Uploads")
+        self.tabs.addTab(self._general_tab(), "&General")
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Close, self
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(
+            lambda _c=False: self.apply()
+        )
+        self.buttons.rejected.connect(self.hide)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        bridge.roots_changed.connect(lambda _e: self.show_roots())
+        self.load()
+
+    # ---- folders ----
+    def _folders_tab(self) -> QWidget:
+        tab = QWidget(self)
+        layout = QVBoxLayout(tab)
+        layout.addWidget(QLabel("Files finished in these folders are uploaded to Frame.io:", tab))
+        self.roots_list = QListWidget(tab)
+        self.roots_list.setAccessibleName("Watched folders")
+        self.roots_list.currentItemChanged.connect(lambda *_: self._update_root_buttons())
+        layout.addWidget(self.roots_list, 1)
+        row = QHBoxLayout()
+        self.add_button = QPushButton("&Add folder…", tab)
+        self.add_button.clicked.connect(lambda _c=False: self.add_folder())
+        self.edit_button = QPushButton("Change &destination…", tab)
+        self.edit_button.clicked.connect(lambda _c=False: self.change_destination())
+        self.remove_button = QPushButton("&Stop watching", tab)
+        self.remove_button.clicked.connect(lambda _c=False: self.remove_folder())
+        for button in (self.add_button, self.edit_button, self.remove_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.folder_error = QLabel("", tab)
+        self.folder_error.setStyleSheet(ERROR_STYLE)
+        self.folder_error.setWordWrap(True)
+        layout.addWidget(self.folder_error)
+        return tab
+
+    def show_roots(self) -> None:
+        self.roots_list.clear()
+        for root in self._engine.roots:
+            target = root.project + (f" / {root.folder}" if root.folder else "")
+            item = QListWidgetItem(f"{root.path}  →  {target}")
+            item.setData(Qt.ItemDataRole.UserRole, root.id)
+            self.roots_list.addItem(item)
+        self._update_root_buttons()
+
+    def _current_root(self) -> WatchRoot | None:
+        item = self.roots_list.currentItem()
+        root_id = item.data(Qt.ItemDataRole.UserRole) if item else None
+        return next((r for r in self._engine.roots if r.id == root_id), None)
+
+    def _update_root_buttons(self) -> None:
+        chosen = self._current_root() is not None
+        self.edit_button.setEnabled(chosen)
+        self.remove_button.setEnabled(chosen)
+
+    def _choose_folder(self) -> str | None:
+        return QFileDialog.getExistingDirectory(self, "Folder to watch — PostFlow") or None
+
+    def _choose_destination(self) -> Destination | None:
+        picker = DestinationPicker(self._engine.browser, self._bridge, self)
+        picker.exec()
+        return picker.chosen
+
+    def add_folder(self) -> None:
+        folder = self.choose_folder()
+        if not folder:
+            return
+        destination = self.choose_destination()
+        if destination is None:
+            return
+        existing = self.ask_upload_existing(folder)
+        if existing is None:
+            return
+        root = WatchRoot("", folder, destination.project, destination.folder, destination.workspace_id,
+                         destination.account_id)  # fmt: skip
+        self.folder_error.setText("")
+        self._run_folder_action(lambda: self._engine.add_root(root, upload_existing=existing),
+                                f"Watching {folder}.")  # fmt: skip
+
+    def change_destination(self) -> None:
+        root = self._current_root()
+        if root is None:
+            return
+        destination = self.choose_destination()
+        if destination is None:
+            return
+        changes = {"project": destination.project, "folder": destination.folder,
+                   "workspace": destination.workspace_id, "account_id": destination.account_id}  # fmt: skip
+        self._run_folder_action(lambda: self._engine.edit_root(root.id, **changes),
+                                f"{root.path} now uploads to {destination.label}.")  # fmt: skip
+
+    def remove_folder(self) -> None:
+        root = self._current_root()
+        if root is None:
+            return
+        self._run_folder_action(lambda: self._engine.remove_root(root.id),
+                                f"{root.path} is no longer watched. Its history is kept.")  # fmt: skip
+
+    def _run_folder_action(self, action: Callable[[], Any], success: str) -> None:
+        async def run() -> None:
+            try:
+                await action()
+            except PostFlowError as exc:
+                self.folder_error.setText(exc.message)
+                return
+            self.folder_error.setText("")
+            self.status.setText(success)
+            self.show_roots()
+
+        self._bridge.run(run)
+
+    # ---- uploads and watching ----
+    def _uploads_tab(self) -> QWidget:
+        tab = QWidget(self)
+        form = QFormLayout(tab)
+        self.errors: dict[str, QLabel] = {}
+        self.concurrency = QSpinBox(tab)
+        self.concurrency.setRange(1, 32)
+        self.parts = QSpinBox(tab)
+        self.parts.setRange(1, 32)
+        self.bandwidth = QDoubleSpinBox(tab)
+        self.bandwidth.setRange(0, 100_000)
+        self.bandwidth.setDecimals(1)
+        self.bandwidth.setSuffix(" MB/s")
+        self.bandwidth.setSpecialValueText("No limit")
+        self.stable = QDoubleSpinBox(tab)
+        self.stable.setRange(0, 86_400)
+        self.stable.setSuffix(" s")
+        self.scan = QDoubleSpinBox(tab)
+        self.scan.setRange(0.1, 86_400)
+        self.scan.setSuffix(" s")
+        self.extensions = QLineEdit(tab)
+        self.extensions.setPlaceholderText("empty: every file")
+        self.ignore = QLineEdit(tab)
+        for label, name, widget in (
+            ("Files uploaded at once", "max_concurrent_files", self.concurrency),
+            ("Parts of a file in parallel", "parts_per_file", self.parts),
+            ("Bandwidth cap", "bandwidth_limit", self.bandwidth),
+            ("A file is finished after unchanged for", "stable_seconds", self.stable),
+            ("Full scan of folders every", "scan_interval", self.scan),
+            ("Upload these extensions", "extensions", self.extensions),
+            ("Never upload names matching", "ignore_patterns", self.ignore),
+        ):
+            self._row(form, label, name, widget)
+        return tab
+
+    def _row(self, form: QFormLayout, label: str, name: str, widget: QWidget) -> None:
+        box = QWidget(form.parentWidget())
+        column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(widget)
+        error = QLabel("", box)
+        error.setStyleSheet(ERROR_STYLE)
+        error.setWordWrap(True)
+        error.hide()
+        column.addWidget(error)
+        widget.setAccessibleName(label)
+        form.addRow(label, box)
+        self.errors[name] = error
+
+    def _general_tab(self) -> QWidget:
+        tab = QWidget(self)
+        form = QFormLayout(tab)
+        self.notifications = QCheckBox("Show a notification when files are delivered or need me", tab)
+        self._row(form, "Notifications", "notifications", self.notifications)
+        self.start_at_login = QCheckBox("Start PostFlow when I log in", tab)
+        self.login_status = QLabel("", tab)
+        self.login_status.setWordWrap(True)
+        self._row(form, "Start at login", "start_at_login", self.start_at_login)
+        form.addRow("", self.login_status)
+        return tab
+
+    def load(self) -> None:
+        """Show the settings in force now (after a change made elsewhere, too)."""
+        s = self._engine.settings
+        self.concurrency.setValue(s.max_concurrent_files)
+        self.parts.setValue(s.parts_per_file)
+        self.bandwidth.setValue(s.bandwidth_limit / MB)
+        self.stable.setValue(s.stable_seconds)
+        self.scan.setValue(s.scan_interval)
+        self.extensions.setText(", ".join(s.extensions))
+        self.ignore.setText(", ".join(s.ignore_patterns))
+        self.notifications.setChecked(s.notifications)
+        self.start_at_login.setChecked(self.login_item.enabled())
+        self._show_login_status()
+        self.show_roots()
+
+    def _show_login_status(self) -> None:
+        on = self.login_item.enabled()
+        where = (
+            "the Run key in the registry"
+            if self.login_item.platform == "win32"
+            else str(self.login_item.path)
+        )
+        self.login_status.setText(
+            f"Registered: {where}" if on else "Not registered: PostFlow starts when you open it."
+        )
+
+    def _values(self) -> dict[str, Any]:
+        return {
+            "max_concurrent_files": self.concurrency.value(),
+            "parts_per_file": self.parts.value(),
+            "bandwidth_limit": round(self.bandwidth.value() * MB),
+            "stable_seconds": self.stable.value(),
+            "scan_interval": self.scan.value(),
+            "extensions": self.extensions.text(),
+            "ignore_patterns": self.ignore.text(),
+            "notifications": self.notifications.isChecked(),
+        }
+
+    def changes(self) -> dict[str, Any]:
+        """What differs from the settings in force, checked field by field: a bad field gets its
+        own message beside it, and then nothing at all is saved."""
+        current = self._engine.settings
+        changed: dict[str, Any] = {}
+        bad = False
+        for name, raw in self._values().items():
+            label = self.errors[name]
+            try:
+                value = parse_live({name: raw})[name]
+            except ConfigError as exc:
+                label.setText(exc.message)
+                label.show()
+                bad = True
+                continue
+            label.hide()
+            if value != getattr(current, name):
+                changed[name] = value
+        if bad:
+            raise ConfigError("Some settings are not valid: see the messages beside them. Nothing was saved.")
+        return changed
+
+    def apply(self) -> None:
+        try:
+            changed = self.changes()
+        except ConfigError as exc:
+            self.status.setText(exc.message)
+            self.status.setStyleSheet(ERROR_STYLE)
+            return
+        try:
+            if self.start_at_login.isChecked() != self.login_item.enabled():
+                self.login_item.set_enabled(self.start_at_login.isChecked())
+        except PostFlowError as exc:
+            self.errors["start_at_login"].setText(exc.message)
+            self.errors["start_at_login"].show()
+        self._show_login_status()
+
+        async def save() -> None:
+            if changed:
+                try:
+                    await self._engine.update_settings(changed)
+                except PostFlowError as exc:
+                    self.status.setStyleSheet(ERROR_STYLE)
+                    self.status.setText(f"Not saved: {exc.message}")
+                    return
+            self.status.setStyleSheet("")
+            self.status.setText("Saved." if changed else "Nothing to change.")
+            self.load()
+
+        self._bridge.run(save)

@@ -1,0 +1,65 @@
+"""Writes the tray icon SVGs in this folder: run it after changing a shape or a colour.
+
+    python resources/icons/generate.py
+
+Every look has three variants: ``-light`` (dark glyph, for light panels), ``-dark`` (light
+glyph, for dark panels) and ``-template`` (black on transparent: a macOS template image that
+the menu bar recolours for light and dark mode). The upload progress ring is drawn over them
+at run time, at the exact pixel size the tray asks for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ARROW = "M11 2.5 L16.5 8 H13 V13 H9 V8 H5.5 Z"
+TRAY = "M3.5 12.5 V18.5 H18.5 V12.5"
+GLYPH = {"light": "#1f2328", "dark": "#f0f3f6", "template": "#000000"}
+ACCENT = {"uploading": "#2f81f7", "paused": "#d29922", "attention": "#e5484d", "offline": "#8b949e"}
+
+
+def badge(look: str, variant: str) -> str:
+    mono = variant == "template"
+    colour = "#000000" if mono else ACCENT.get(look, "")
+    if look == "attention":
+        # a disc with an exclamation mark cut out (even-odd), so the mask shows it too
+        return (
+            f'<path fill="{colour}" fill-rule="evenodd" d="M17 11.5 a4.5 4.5 0 1 0 0.001 0 Z '
+            'M16.2 13.2 h1.6 v3.6 h-1.6 Z M16.2 17.6 h1.6 v1.4 h-1.6 Z"/>'
+        )
+    if look == "paused":
+        return f'<rect x="13.5" y="12" width="2.4" height="8" fill="{colour}"/>' \
+               f'<rect x="18" y="12" width="2.4" height="8" fill="{colour}"/>'
+    if look == "offline":
+        return f'<path d="M3 3 L19 19" stroke="{colour}" stroke-width="2.2" stroke-linecap="round"/>'
+    return ""
+
+
+def svg(look: str, variant: str) -> str:
+    glyph = GLYPH[variant]
+    arrow = ACCENT["uploading"] if look == "uploading" and variant != "template" else glyph
+    faded = ' opacity="0.55"' if look == "offline" else ""
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="22" height="22" viewBox="0 0 22 22">'
+        f'<g{faded}><path d="{ARROW}" fill="{arrow}"/>'
+        f'<path d="{TRAY}" fill="none" stroke="{glyph}" stroke-width="2" stroke-linejoin="round"/></g>'
+        f"{badge(look, variant)}</svg>\n"
+    )
+
+
+def main() -> None:
+    for look in ("idle", "uploading", "paused", "attention", "offline"):
+        for variant in GLYPH:
+            (HERE / f"tray-{look}-{variant}.svg").write_text(svg(look, variant))
+    # the application icon (window, notifications): the idle glyph on a rounded square
+    (HERE / "postflow.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 22 22">'
+        '<rect x="0.5" y="0.5" width="21" height="21" rx="5" fill="#2f81f7"/>'
+        f'<path d="{ARROW}" fill="#ffffff"/>'
+        f'<path d="{TRAY}" fill="none" stroke="#ffffff" stroke-width="2" stroke-linejoin="round"/></svg>\n'
+    )
+
+
+if __name__ == "__main__":
+    main()
