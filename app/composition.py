@@ -28,6 +28,7 @@ from app.engine.service import EngineService
 from app.frameio.client import FrameioClient
 
 log = logging.getLogger(__name__)
+DEMO_STABLE_SECONDS = 3.0
 
 
 @dataclass
@@ -107,6 +108,9 @@ async def running_app(
         demo = settings.sandbox and not settings.sandbox_url
         if demo:
             settings = await _start_demo_sandbox(settings, stack)
+            # A demo shows a file going up within seconds, not after half a minute of waiting
+            # for a render that is not there (the sample is written whole, then renamed).
+            settings = replace(settings, stable_seconds=min(settings.stable_seconds, DEMO_STABLE_SECONDS))
             from app.auth.memory_keyring import MemoryKeyring
 
             # Demo tokens open nothing real: memory, so any machine can run the demo.

@@ -29,6 +29,7 @@ if missing and not os.environ.get("POSTFLOW_REQUIRE_DESKTOP"):
     pytest.skip(f"real-desktop tools missing: {', '.join(missing)}", allow_module_level=True)
 
 pytestmark = pytest.mark.timeout(240)
+ICON_LINE = re.compile(r'"PostFlow": \("[^"]*" "PostFlow"\)\s+(\d+)x(\d+)\S*\s+\+(-?\d+)\+(-?\d+)')
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
@@ -48,9 +49,11 @@ class Desktop:
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTFLOW_", "QT_", "DBUS_"))}
-        self.env.update(POSTFLOW_CONFIG_DIR=str(tmp / "config"), POSTFLOW_DATA_DIR=str(tmp / "data"),
-                        HOME=str(tmp / "home"), XDG_CONFIG_HOME=str(tmp / "home" / ".config"),
-                        POSTFLOW_STABLE_SECONDS="1", POSTFLOW_SCAN_INTERVAL="1", POSTFLOW_TRAY_WAIT="20")  # fmt: skip
+        self.env.update(
+            POSTFLOW_CONFIG_DIR=str(tmp / "config"), POSTFLOW_DATA_DIR=str(tmp / "data"),
+            HOME=str(tmp / "home"), XDG_CONFIG_HOME=str(tmp / "home" / ".config"),
+            POSTFLOW_STABLE_SECONDS="1", POSTFLOW_SCAN_INTERVAL="1", POSTFLOW_TRAY_WAIT="20",
+        )  # fmt: skip
         (tmp / "home").mkdir()
 
     def start(self, *command: str, log: str) -> subprocess.Popen[bytes]:
@@ -95,10 +98,12 @@ class Desktop:
         if not panel:
             return None
         indent = len(panel.group(1))
-        for line in tree[panel.end():].splitlines()[1:]:
+        for line in tree[panel.end() :].splitlines()[1:]:
             if line.strip() and len(line) - len(line.lstrip()) <= indent and line.strip().startswith("0x"):
                 break  # left the panel's subtree
-            icon = re.search(r'"PostFlow": \("[^"]*" "PostFlow"\)\s+(\d+)x(\d+)\S*\s+\+(-?\d+)\+(-?\d+)', line)
+            icon = re.search(
+                r'"PostFlow": \("[^"]*" "PostFlow"\)\s+(\d+)x(\d+)\S*\s+\+(-?\d+)\+(-?\d+)', line
+            )
             if icon:
                 w, h, x, y = map(int, icon.groups())
                 return x + w // 2, y + h // 2
@@ -180,7 +185,16 @@ def test_tray_menu_upload_and_notification_on_a_real_desktop(desktop: Desktop) -
     wait_for("the window opened by the notification's click", lambda: d.visible("PostFlow — Queue"))
     d.run("xdotool", "search", "--name", "Welcome to PostFlow", "windowfocus", "--sync", "key", "Escape")
     wait_for("the first-run window closed", lambda: not d.visible("Welcome to PostFlow"))
+    d.run("xdotool", "search", "--name", "PostFlow — Queue", "windowfocus", "--sync", "key", "alt+4")
+    time.sleep(1)  # let the page of history paint (a screenshot, not a check)
     d.screenshot("queue-window.png")
+
+    # Settings… from the menu, by keyboard: every action is reachable without a mouse.
+    d.run("xdotool", "mousemove", str(x), str(y), "click", "3")
+    wait_for("the tray menu again", lambda: menu_open(d))
+    d.run("xdotool", "key", "s")
+    wait_for("the settings window", lambda: d.visible("PostFlow Settings"))
+    d.screenshot("settings.png")
 
     assert app.poll() is None, "PostFlow stopped on its own"
     app.terminate()  # SIGTERM: a clean stop, recorded
