@@ -5,7 +5,9 @@
 Runs a sandbox in its own process; PUTs the file once with curl to a sandbox part URL (one
 part holding the whole file); then lets the headless engine upload the same bytes (parts of the
 sandbox's default size, in parallel). Prints both throughputs, their ratio, and the engine's
-peak RSS (VmHWM). Targets: ratio ≥ 0.9, peak RSS ≤ 150 MB whatever the file size.
+peak RSS (VmHWM), and the CPU time each spends per GiB (the engine shares the tray app's
+process and GIL, so its CPU cost is the GUI's too). Targets: ratio ≥ 0.9, peak RSS ≤ 150 MB
+whatever the file size, engine CPU per GiB ≤ 1.5 × curl's.
 Not a test: run it by hand and record the figures in docs/performance.md.
 """
 
@@ -16,6 +18,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,7 +69,18 @@ class Sandbox:
         self.proc.wait(30)
 
 
-def curl_reference(sb: Sandbox, path: Path, size: int) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process, from outside (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def curl_reference(sb: Sandbox, path: Path, size: int) -> tuple[float, float]:
     sb.control("/_sandbox/settings", {"part_size": size})
     token = sb.control("/_sandbox/token", {})["access_token"]
     api = httpx.Client(base_url=sb.url, headers={"Authorization": f"Bearer {token}"})
@@ -79,15 +93,16 @@ def curl_reference(sb: Sandbox, path: Path, size: int) -> float:
     ).json()["data"]
     api.close()
     url = created["upload_urls"][0]["url"]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run(
         ["curl", "-sS", "--fail", "-T", str(path), "-H", "x-amz-acl: private",
          "-H", f"Content-Type: {created['media_type']}", "-o", "/dev/null", url],
         check=True,
     )  # fmt: skip
     seconds = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     sb.control("/_sandbox/settings", {"part_size": 25 * MiB})
-    return size / seconds
+    return size / seconds, cpu
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -96,7 +111,8 @@ def peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -> tuple[float, float]:
+def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -> tuple[float, float, float]:
+    """Throughput, peak RSS, and CPU seconds from "running" to "delivered" (start-up excluded)."""
     from engine_harness import EngineProcess, sign_in_into_file_keyring
 
     class Url:
@@ -112,17 +128,23 @@ def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -
     engine.start()
     assert engine.proc is not None
     try:
+        while "PostFlow is running headless" not in engine.log():
+            if engine.proc.poll() is not None:
+                raise SystemExit("engine did not start:\n" + engine.log()[-2000:])
+            time.sleep(0.05)
+        cpu_start = process_cpu(engine.proc.pid)
         deadline = time.monotonic() + 3600
         while "delivered to Frame.io" not in engine.log():
             if time.monotonic() > deadline or engine.proc.poll() is not None:
                 raise SystemExit("engine did not deliver the file:\n" + engine.log()[-2000:])
             time.sleep(0.2)
         rss = peak_rss_mb(engine.proc.pid)
+        cpu = process_cpu(engine.proc.pid) - cpu_start
     finally:
         engine.stop()
     match = re.search(r"delivered to Frame.io \((\d+) bytes in ([\d.]+)s", engine.log())
     assert match is not None
-    return int(match.group(1)) / float(match.group(2)), rss
+    return int(match.group(1)) / float(match.group(2)), rss, cpu
 
 
 class _SandboxShim:
@@ -156,9 +178,9 @@ def main() -> None:
         make_file(source, size)
         sb = Sandbox(work / "sandbox")
         try:
-            curl_bps = curl_reference(sb, source, size)
+            curl_bps, curl_cpu = curl_reference(sb, source, size)
             print(f"curl:   {curl_bps / 1e6:8.1f} MB/s", flush=True)
-            engine_bps, rss = engine_upload(sb, work / "engine", watch, size, args.parts)
+            engine_bps, rss, engine_cpu = engine_upload(sb, work / "engine", watch, size, args.parts)
             print(f"engine: {engine_bps / 1e6:8.1f} MB/s (parts of 25 MiB, {args.parts} in parallel)")
             verified = [f for f in sb.files() if f["name"] == "bench_master.mov" and f["status"] != "created"]
             assert len(verified) == 1 and verified[0]["file_size"] == size, "upload not verified"
@@ -167,11 +189,17 @@ def main() -> None:
         ratio = engine_bps / curl_bps
         print(f"ratio engine/curl: {ratio:.2f}  (target ≥ 0.9)")
         print(f"engine peak RSS:   {rss:.0f} MB (target ≤ 150 MB)")
+        gib = size / (1024 * MiB)
+        cpu_ratio = (engine_cpu / gib) / max(curl_cpu / gib, 1e-9)
+        print(f"CPU per GiB:       engine {engine_cpu / gib:.2f} s, curl {curl_cpu / gib:.2f} s: "
+              f"ratio {cpu_ratio:.2f} (target ≤ 1.5)")  # fmt: skip
         out = REPO / "bench" / "out"
         out.mkdir(exist_ok=True)
         result = {
             "gib": args.gib, "parts": args.parts, "curl_MBps": curl_bps / 1e6,
             "engine_MBps": engine_bps / 1e6, "ratio": ratio, "peak_rss_MB": rss, "cpus": os.cpu_count(),
+            "engine_cpu_s_per_GiB": engine_cpu / gib, "curl_cpu_s_per_GiB": curl_cpu / gib,
+            "cpu_ratio": cpu_ratio,
         }  # fmt: skip
         (out / f"upload-{args.gib:g}GiB-{args.parts}parts.json").write_text(json.dumps(result, indent=2))
     finally:

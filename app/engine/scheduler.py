@@ -24,7 +24,7 @@ from app.core.errors import PostFlowError, ServiceUnavailable, SignedOut
 from app.core.jobs import Job, JobState, WatchRoot
 from app.engine import failpoints
 from app.engine.account_guard import AccountGuard
-from app.engine.content_hash import BackgroundHash
+from app.engine.content_hash import BackgroundHash, is_legacy
 from app.engine.destinations import DestinationResolver
 from app.engine.job_board import JobBoard
 from app.engine.push_uploader import PushUploader
@@ -340,19 +340,21 @@ class Scheduler:
     async def _touched_only(self, job: Job, root: WatchRoot, account_id: str) -> tuple[str | None, bool]:
         """A delivered version of this path and size exists: if the bytes are the same (only the
         mtime changed: ``touch``, a copy back), record the job as done without uploading.
-        Returns the file's SHA-256 if it was computed (the upload reuses it) and whether the
+        Returns the file's content digest if it was computed (the upload reuses it) and whether the
         job is settled without an upload."""
         prior = await self._store.delivered_version(job.root_id, job.rel_path, job.size)
         if prior is None or prior.id == job.id:
             return None, False
         await self._uploader.check_source(job, root)
-        hashing = BackgroundHash(job.abs_path, self._hash_executor, (job.size, job.mtime_ns))
+        legacy = is_legacy(prior.sha256)  # delivered by an older PostFlow: compare its way
+        hashing = BackgroundHash(job.abs_path, self._hash_executor, (job.size, job.mtime_ns), legacy=legacy)
         try:  # stops when the job does
             digest = await hashing.digest()
         finally:
             hashing.stop()
         if digest is None or digest != prior.sha256 or not prior.remote_file_id:
-            return digest, False  # not comparable (changed, unreadable) or different: upload
+            # not comparable (changed, unreadable) or different: upload (with a current digest)
+            return (None if legacy else digest), False
         try:
             await self._frameio.file(account_id, prior.remote_file_id)
         except NotFound:

@@ -41,6 +41,7 @@ class Notifier(QObject):
         self._native_failed = False
         self._icon_png = icon_png
         self._balloon: Notice | None = None
+        self._closed = False
         self.sent: list[Notice] = []  # what was shown, newest last (the log and tests read it)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -48,6 +49,11 @@ class Notifier(QObject):
         bridge.job_changed.connect(self._job_changed)
         bridge.snapshot_changed.connect(self._snapshot)
         tray.messageClicked.connect(self._balloon_clicked)
+
+    def close(self) -> None:
+        """At quit: nothing gathered is sent after the engine is gone."""
+        self._timer.stop()
+        self._closed = True
 
     def _job_changed(self, event: JobStateChanged) -> None:
         self._policy.job_changed(event.view, self._roots.get(event.root_id), time.monotonic())
@@ -69,7 +75,7 @@ class Notifier(QObject):
         self._arm()
 
     def _send(self, notice: Notice) -> None:
-        if not self._enabled():
+        if self._closed or not self._enabled():
             return
         log.info("notification: %s: %s", notice.title, notice.message)
         self.sent.append(notice)

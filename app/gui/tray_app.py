@@ -187,6 +187,8 @@ class TrayApp(QObject):
             return None
 
     async def close(self) -> None:
+        self.notifier.close()
+        self._tray_timer.stop()
         await self.bridge.drain()
         self.bridge.close()
         self.tray.hide()

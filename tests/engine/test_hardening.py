@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 from engine_harness import Harness, sha, wait_for, write
 from tests_auth_helpers import sandbox_settings
 
@@ -298,7 +299,7 @@ async def test_13_a_touched_file_is_recognised_not_uploaded_again(harness: Harne
     engine = await harness.start()
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered")
     first = await wait_for(lambda: job_named(engine, "graded.mov", JobState.DONE), what="done")
-    assert first.sha256 == sha(data) and first.attempts == 1
+    assert first.sha256 == "xxh128:" + xxhash.xxh3_128_hexdigest(data) and first.attempts == 1
     later = time.time_ns() + 5_000_000_000
     os.utime(clip, ns=(later, later))  # touch: new mtime, same bytes
     touched = await wait_for(
@@ -309,6 +310,24 @@ async def test_13_a_touched_file_is_recognised_not_uploaded_again(harness: Harne
     assert len(harness.remote_files()) == 1
     clip.write_bytes(os.urandom(len(data)))  # same size, new bytes: a real new version
     await wait_for(lambda: len(harness.remote_files()) == 2, what="the real new version uploaded")
+
+
+async def test_13b_a_file_delivered_by_an_older_version_is_still_recognised_when_touched(
+    harness: Harness,
+) -> None:
+    """Queues from before the XXH3 digest recorded SHA-256: a touch still uploads nothing."""
+    data = os.urandom(300_000)
+    clip = write(harness.watch / "old.mov", data)
+    engine = await harness.start()
+    first = await wait_for(lambda: job_named(engine, "old.mov", JobState.DONE), what="done")
+    await engine.store.update(first.id, JobState.DONE, sha256=sha(data))  # as 0.x recorded it
+    later = time.time_ns() + 5_000_000_000
+    os.utime(clip, ns=(later, later))
+    touched = await wait_for(
+        lambda: _job_where(engine, lambda j: j.id != first.id and j.state is JobState.DONE),
+        what="touched job",
+    )
+    assert touched.note == TOUCHED_NOTE and len(harness.remote_files()) == 1
 
 
 async def test_14_an_unreadable_file_fails_after_bounded_attempts_without_a_placeholder(
