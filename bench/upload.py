@@ -76,8 +76,14 @@ def children_cpu() -> float:
 
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a running process, from outside (/proc/PID/stat)."""
+    user, system = process_cpu_split(pid)
+    return user + system
+
+
+def process_cpu_split(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def curl_reference(sb: Sandbox, path: Path, size: int) -> tuple[float, float]:
@@ -133,6 +139,7 @@ def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -
                 raise SystemExit("engine did not start:\n" + engine.log()[-2000:])
             time.sleep(0.05)
         cpu_start = process_cpu(engine.proc.pid)
+        split_start = process_cpu_split(engine.proc.pid)
         deadline = time.monotonic() + 3600
         while "delivered to Frame.io" not in engine.log():
             if time.monotonic() > deadline or engine.proc.poll() is not None:
@@ -140,6 +147,8 @@ def engine_upload(sb: Sandbox, home: Path, watch: Path, size: int, parts: int) -
             time.sleep(0.2)
         rss = peak_rss_mb(engine.proc.pid)
         cpu = process_cpu(engine.proc.pid) - cpu_start
+        split = process_cpu_split(engine.proc.pid)
+        print(f"engine CPU: user {split[0] - split_start[0]:.2f} s, system {split[1] - split_start[1]:.2f} s")
     finally:
         engine.stop()
     match = re.search(r"delivered to Frame.io \((\d+) bytes in ([\d.]+)s", engine.log())

@@ -9,11 +9,12 @@
 2. Resume: a job that already has a placeholder first asks Frame.io how far it got: a file whose
    last part landed before a crash is verified, not sent again; a placeholder that is gone or
    failed is replaced. A placeholder in another account than the signed-in one is left alone.
-3. Parts: PUT in parallel (``parts_per_file``), each streamed from disk in 4 MiB chunks (never a
-   whole part in memory) with the two signed headers and no Authorization. Each finished part is
+3. Parts: PUT in parallel (``parts_per_file``), each streamed from disk by a worker thread in
+   4 MiB chunks (``part_sender.py``: never a whole part in memory, never a byte through the
+   event loop) with the two signed headers and no Authorization. Each finished part is
    persisted (one row), so a restart sends only what is missing. Part failures are retried with
    backoff. A file rewritten during the upload is caught (size and mtime of the open handle).
-   Meanwhile the file's SHA-256 is computed by a sequential read in another thread.
+   Meanwhile the file's content digest is computed by a sequential read in another thread.
 4. Expired URLs, a storage 403/404, or storage unreachable for ``unreachable_renew_after``
    seconds: delete the placeholder and start again with new URLs.
 5. Verify: poll the status until ``upload_complete`` and check the size Frame.io reports.
@@ -32,7 +33,7 @@ import os
 import random
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, BinaryIO
 
@@ -43,6 +44,7 @@ from app.core.jobs import Job, JobPhase, UploadState, WatchRoot
 from app.engine import failpoints
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.content_hash import BackgroundHash
+from app.engine.part_sender import PartSender
 from app.engine.part_urls import earliest_expiry
 from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootMonitor
@@ -58,8 +60,6 @@ from app.frameio.errors import NotFound, OutcomeUnknown
 from app.frameio.models import LocalUpload, UploadStatus
 
 log = logging.getLogger(__name__)
-CHUNK = 4 * 1024 * 1024
-MIN_CHUNK = 64 * 1024
 EXPIRY_MARGIN = 600.0  # do not start parts on URLs that die within 10 minutes
 PART_ATTEMPTS = 8
 MAX_RECREATES = 3
@@ -85,7 +85,7 @@ class PushUploader:
         self,
         store: QueueStore,
         client: FrameioClient,
-        parts_http: httpx.AsyncClient,
+        parts_http: PartSender,
         bandwidth: BandwidthLimiter,
         parts_per_file: int,
         on_progress: ProgressCallback,
@@ -365,7 +365,7 @@ class PushUploader:
         headers = {"x-amz-acl": "private", "Content-Type": media_type, "Content-Length": str(size)}
         for attempt in range(1, PART_ATTEMPTS + 1):
             in_flight[index] = 0
-            # The PUT owns the file handle: httpx may drop the body generator unclosed on cancel.
+            # Opened per attempt, closed only once the sender's thread has let go of it.
             try:
                 handle = await _open_for_reading(job.abs_path)
             except FileNotFoundError:
@@ -376,8 +376,10 @@ class PushUploader:
             except OSError as exc:
                 raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
             try:
-                body = self._read(handle, job, offset, size, lambda n: sent(index, n))
-                response = await self._http.put(url, content=body, headers=headers)
+                response = await self._http.put(
+                    url, headers=headers, fd=handle.fileno(), offset=offset, size=size,
+                    sent=lambda n: sent(index, n), name=job.abs_path,
+                )  # fmt: skip
             except (FileChanged, SourceUnavailable):
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -433,34 +435,6 @@ class PushUploader:
             raise PartUrlRejected(
                 f"upload storage unreachable for {int(now - first)} s; asking Frame.io for new upload links"
             )
-
-    async def _read(
-        self, handle: BinaryIO, job: Job, offset: int, size: int, sent: Callable[[int], None]
-    ) -> AsyncIterator[bytes]:
-        """The part's bytes, a chunk at a time, each read in a worker thread (a filespace read
-        can stall for seconds; the loop and the window must not). One positional read per
-        chunk and 4 MiB chunks keep the thread hand-offs, the upload's main CPU cost in the
-        GUI's process, to 256 per GiB; with a bandwidth cap, chunks shrink so the budget is
-        spent smoothly."""
-        loop = asyncio.get_running_loop()
-        fd = handle.fileno()
-        try:
-            position, end = offset, offset + size
-            while position < end:
-                want = min(self._chunk_size(), end - position)
-                chunk = await loop.run_in_executor(None, os.pread, fd, want, position)
-                if not chunk:
-                    raise FileChanged(f"{job.name} got shorter while it was being uploaded.")
-                position += len(chunk)
-                await self._bandwidth.consume(len(chunk))
-                sent(len(chunk))
-                yield chunk
-        except OSError as exc:  # the volume went away mid-read
-            raise SourceUnavailable(f"{job.abs_path} cannot be read right now: {exc.strerror}") from None
-
-    def _chunk_size(self) -> int:
-        rate = self._bandwidth.rate
-        return CHUNK if rate <= 0 else max(MIN_CHUNK, min(CHUNK, rate // 8))
 
     # ---- 5. verify ----
     async def _verified(self, job: Job, up: UploadState, account_id: str) -> bool:

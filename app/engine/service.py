@@ -17,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from app.auth.service import AuthService
 from app.core.errors import ConfigError, SignedOut
 from app.core.events import (
@@ -49,6 +47,7 @@ from app.engine.file_filter import FileFilter
 from app.engine.instance_lock import InstanceLock
 from app.engine.job_board import JobBoard
 from app.engine.live_settings import parse_live
+from app.engine.part_sender import PartSender
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, QueueStore
 from app.engine.root_health import RootIdentity, RootMonitor
@@ -89,14 +88,12 @@ class EngineService:
         self._roots: dict[str, WatchRoot] = {r.id: r for r in roots}
         self._resolver = DestinationResolver(frameio)
         self.browser = DestinationBrowser(frameio)
-        self._parts_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.part_timeout, connect=15.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+
         self._monitor = RootMonitor()
         self._hash_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hash")
         self._board = JobBoard(self.store, bus)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
+        self._parts_http = PartSender(settings.part_timeout, self._limiter)
         self._uploader = PushUploader(
             self.store, frameio, self._parts_http, self._limiter, settings.parts_per_file,
             self._board.progress, self._monitor, self._hash_executor, self._trouble,

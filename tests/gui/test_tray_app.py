@@ -133,6 +133,15 @@ async def test_sign_out_from_the_menu_shows_attention_and_offers_sign_in(
         assert "Sign in with Adobe…" in menu_texts(app)
         assert "Signed out" in app.tray.icon.toolTip()
 
+        # Sign in from the menu: the Adobe popup (a real QtWebEngine page of the sandbox's IMS)
+        # catches the redirect, and the icon is back to idle.
+        app.tray.account_action.trigger()
+        await until(
+            lambda: app.bridge.snapshot and app.bridge.snapshot.auth is AuthState.SIGNED_IN, "signed in", 60
+        )
+        await until(lambda: look(app) is TrayLook.IDLE, "idle again")
+        assert any(t.startswith("Sign out (") for t in menu_texts(app))
+
 
 async def test_open_window_settings_and_project_from_the_menu(
     sandbox: Any, watch_dir: Path, tray_env: None, monkeypatch: Any

@@ -1,0 +1,276 @@
+"""Part PUTs sent from worker threads: the bytes of a 100 GB upload never cross the event loop.
+
+The engine shares its process, its event loop and its GIL with the tray app. Streamed through
+an async HTTP client, every chunk costs a thread hand-off to read it, a copy into the
+transport's buffer and several loop wake-ups, all holding the GIL the window needs to paint.
+Here one worker thread per part reads the file into a reused buffer (``preadv``) and writes it
+to the socket (``sendall``); both release the GIL, as curl's loop would. The loop hears only
+progress, a few times a second, and the answer.
+
+Behaviour matches what the uploader expects of an HTTP client: ``httpx`` exceptions for
+transport failures (``ConnectError``/``ConnectTimeout`` when the storage cannot be reached,
+other ``TransportError`` subclasses mid-request), an ``httpx.Response`` for any answer (an early
+answer to a body not fully sent is read too, as httpcore does), ``part_timeout`` seconds
+without progress on the socket, the shared bandwidth budget, and cancellation that aborts the
+socket and returns only once the thread has let go of the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError as CancelledFuture
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import httpx
+
+from app.engine.bandwidth import BandwidthLimiter
+from app.engine.upload_errors import FileChanged, SourceUnavailable
+
+CHUNK = 4 * 1024 * 1024
+MIN_CHUNK = 64 * 1024
+PROGRESS_EVERY = 0.2  # seconds between progress reports to the loop
+
+
+class _Aborted(Exception):
+    """The part was cancelled from the loop; the socket was shut down under the thread."""
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The same trust store as httpx (certifi), so both clients accept the same servers."""
+    try:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return ssl.create_default_context()
+
+
+class PartSender:
+    def __init__(self, timeout: float, bandwidth: BandwidthLimiter, max_parts: int = 64) -> None:
+        self.timeout = timeout
+        self._bandwidth = bandwidth
+        self._executor = ThreadPoolExecutor(max_workers=max_parts, thread_name_prefix="part")
+        self._tls = _tls_context()
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def put(
+        self, url: str, *, headers: Mapping[str, str], fd: int, offset: int, size: int,
+        sent: Callable[[int], None], name: str = "the file",
+    ) -> httpx.Response:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        part = _Part(self, loop, url, headers, fd, offset, size, sent, name)
+        future = loop.run_in_executor(self._executor, part.run)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            part.abort()
+            with contextlib.suppress(BaseException):
+                await future  # the thread lets go of the file before the caller closes it
+            raise
+
+    def chunk_size(self) -> int:
+        rate = self._bandwidth.rate
+        return CHUNK if rate <= 0 else max(MIN_CHUNK, min(CHUNK, rate // 8))
+
+
+class _Part:
+    def __init__(
+        self, sender: PartSender, loop: asyncio.AbstractEventLoop, url: str, headers: Mapping[str, str],
+        fd: int, offset: int, size: int, sent: Callable[[int], None], name: str,
+    ) -> None:  # fmt: skip
+        self._sender = sender
+        self._loop = loop
+        self._url = url
+        self._headers = dict(headers)
+        self._fd = fd
+        self._offset = offset
+        self._size = size
+        self._sent = sent
+        self._name = name
+        self._aborted = threading.Event()
+        self._sock: socket.socket | None = None
+        self._budget: Future[None] | None = None
+        self._lock = threading.Lock()
+
+    # ---- from the loop ----
+    def abort(self) -> None:
+        self._aborted.set()
+        with self._lock:
+            if self._budget is not None:
+                self._budget.cancel()  # a wait for bandwidth ends at once
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)  # a blocked send or read fails at once
+
+    # ---- in the worker thread ----
+    def run(self) -> httpx.Response:
+        conn = self._connection()
+        try:
+            self._connect(conn)
+            try:
+                self._send_body(conn)
+            except httpx.TransportError:
+                early = self._early_answer(conn)  # the server may have answered already: say so
+                if early is None:
+                    raise
+                return early
+            return self._answer(conn)
+        finally:
+            with self._lock:
+                self._sock = None
+            conn.close()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        parts = urllib.parse.urlsplit(self._url)
+        proxy = _proxy_for(parts)
+        host, port = parts.hostname or "", parts.port
+        if parts.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                *(proxy or (host, port)), timeout=self._sender.timeout, context=self._sender._tls
+            )
+        else:
+            conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=self._sender.timeout)
+        if proxy is not None and parts.scheme == "https":
+            conn.set_tunnel(host, port)
+        self._target = parts.path + (f"?{parts.query}" if parts.query else "")
+        if proxy is not None and parts.scheme != "https":
+            self._target = self._url  # a plain-HTTP proxy takes the absolute URL
+        return conn
+
+    def _connect(self, conn: http.client.HTTPConnection) -> None:
+        if self._aborted.is_set():
+            raise _Aborted
+        try:
+            conn.connect()
+        except TimeoutError:
+            seconds = self._sender.timeout
+            raise httpx.ConnectTimeout(
+                f"connecting to the upload storage timed out ({seconds:.0f}s)"
+            ) from None
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(f"TLS with the upload storage failed: {exc}") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"the upload storage cannot be reached: {exc}") from None
+        with self._lock:
+            self._sock = conn.sock
+        if self._aborted.is_set():
+            raise _Aborted
+
+    def _send_body(self, conn: http.client.HTTPConnection) -> None:
+        try:
+            conn.putrequest("PUT", self._target, skip_accept_encoding=True)
+            for key, value in self._headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._transport_error(exc, writing=True) from None
+        buffer = _buffer()
+        view = memoryview(buffer)
+        position, end = self._offset, self._offset + self._size
+        unreported, reported_at = 0, time.monotonic()
+        while position < end:
+            if self._aborted.is_set():
+                raise _Aborted
+            want = min(self._sender.chunk_size(), end - position, len(buffer))
+            try:
+                got = os.preadv(self._fd, [view[:want]], position)
+            except OSError as exc:  # the volume went away mid-read
+                raise SourceUnavailable(f"{self._name} cannot be read right now: {exc.strerror}") from None
+            if got == 0:
+                raise FileChanged(f"{self._name} got shorter while it was being uploaded.")
+            self._spend(got)
+            try:
+                assert conn.sock is not None
+                conn.sock.sendall(view[:got])
+            except (OSError, ValueError) as exc:
+                raise self._transport_error(exc, writing=True) from None
+            position += got
+            unreported += got
+            now = time.monotonic()
+            if now - reported_at >= PROGRESS_EVERY or position == end:
+                self._report(unreported)
+                unreported, reported_at = 0, now
+
+    def _spend(self, amount: int) -> None:
+        """The shared bandwidth budget (an asyncio object): waited for on the loop."""
+        if self._sender._bandwidth.rate <= 0:
+            return
+        with self._lock:
+            if self._aborted.is_set():
+                raise _Aborted
+            self._budget = asyncio.run_coroutine_threadsafe(
+                self._sender._bandwidth.consume(amount), self._loop
+            )
+        try:
+            self._budget.result()
+        except CancelledFuture:
+            raise _Aborted from None
+        finally:
+            with self._lock:
+                self._budget = None
+
+    def _report(self, amount: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed at quit
+            self._loop.call_soon_threadsafe(self._sent, amount)
+
+    def _answer(self, conn: http.client.HTTPConnection) -> httpx.Response:
+        try:
+            answer = conn.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._transport_error(exc, writing=False) from None
+        return httpx.Response(answer.status, headers=answer.getheaders(), content=body)
+
+    def _early_answer(self, conn: http.client.HTTPConnection) -> httpx.Response | None:
+        if self._aborted.is_set():
+            return None
+        try:
+            return self._answer(conn)
+        except httpx.TransportError:
+            return None
+
+    def _transport_error(self, exc: BaseException, *, writing: bool) -> BaseException:
+        if self._aborted.is_set():
+            return _Aborted()
+        words = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TimeoutError):
+            return httpx.WriteTimeout(words) if writing else httpx.ReadTimeout(words)
+        if isinstance(exc, http.client.HTTPException):
+            return httpx.RemoteProtocolError(words)
+        return httpx.WriteError(words) if writing else httpx.ReadError(words)
+
+
+_LOCAL = threading.local()
+
+
+def _buffer() -> bytearray:
+    """One 4 MiB buffer per sender thread, reused for every part it sends (fresh memory for
+    each part would cost its pages' first-touch faults, in the kernel, every time)."""
+    buffer: bytearray | None = getattr(_LOCAL, "buffer", None)
+    if buffer is None:
+        buffer = _LOCAL.buffer = bytearray(CHUNK)
+    return buffer
+
+
+def _proxy_for(parts: urllib.parse.SplitResult) -> tuple[str, int | None] | None:
+    """HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as httpx honours them."""
+    host = parts.hostname or ""
+    if urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy:
+        return None
+    where = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return (where.hostname or "", where.port)
