@@ -20,6 +20,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,53 +168,71 @@ class _SandboxShim:
         return Sandbox.control(self, path, doc)  # type: ignore[arg-type]
 
 
+def run_once(gib: float, parts: int, keep: bool) -> dict[str, float]:
+    size = int(gib * 1024 * MiB)
+    work = Path(tempfile.mkdtemp(prefix="postflow-bench-"))
+    try:
+        watch = work / "engine" / "watch"
+        watch.mkdir(parents=True)
+        source = watch / "bench_master.mov"
+        print(f"writing a {gib:g} GiB file…", flush=True)
+        make_file(source, size)
+        sb = Sandbox(work / "sandbox")
+        try:
+            curl_bps, curl_cpu = curl_reference(sb, source, size)
+            print(f"curl:   {curl_bps / 1e6:8.1f} MB/s", flush=True)
+            engine_bps, rss, engine_cpu = engine_upload(sb, work / "engine", watch, size, parts)
+            print(f"engine: {engine_bps / 1e6:8.1f} MB/s (parts of 25 MiB, {parts} in parallel)")
+            verified = [f for f in sb.files() if f["name"] == "bench_master.mov" and f["status"] != "created"]
+            assert len(verified) == 1 and verified[0]["file_size"] == size, "upload not verified"
+        finally:
+            sb.stop()
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    per_gib = size / (1024 * MiB)
+    result = {
+        "curl_MBps": curl_bps / 1e6, "engine_MBps": engine_bps / 1e6, "ratio": engine_bps / curl_bps,
+        "peak_rss_MB": rss, "engine_cpu_s_per_GiB": engine_cpu / per_gib,
+        "curl_cpu_s_per_GiB": curl_cpu / per_gib, "cpu_ratio": engine_cpu / max(curl_cpu, 1e-9),
+    }  # fmt: skip
+    print(f"ratio engine/curl: {result['ratio']:.2f}  (target ≥ 0.9)")
+    print(f"engine peak RSS:   {rss:.0f} MB (target ≤ 150 MB)")
+    engine_s, curl_s = result["engine_cpu_s_per_GiB"], result["curl_cpu_s_per_GiB"]
+    print(f"CPU per GiB:       engine {engine_s:.2f} s, curl {curl_s:.2f} s: "
+          f"ratio {result['cpu_ratio']:.2f} (target ≤ 1.5)")  # fmt: skip
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gib", type=float, default=2.0, help="file size in GiB")
     parser.add_argument("--parts", type=int, default=4, help="parts uploaded in parallel by the engine")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat, then print the medians (a noisy machine)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the reference measurement (apt-get install curl)")
-    size = int(args.gib * 1024 * MiB)
-    work = Path(tempfile.mkdtemp(prefix="postflow-bench-"))
-    try:
-        watch = work / "engine" / "watch"
-        watch.mkdir(parents=True)
-        source = watch / "bench_master.mov"
-        print(f"writing a {args.gib:g} GiB file…", flush=True)
-        make_file(source, size)
-        sb = Sandbox(work / "sandbox")
-        try:
-            curl_bps, curl_cpu = curl_reference(sb, source, size)
-            print(f"curl:   {curl_bps / 1e6:8.1f} MB/s", flush=True)
-            engine_bps, rss, engine_cpu = engine_upload(sb, work / "engine", watch, size, args.parts)
-            print(f"engine: {engine_bps / 1e6:8.1f} MB/s (parts of 25 MiB, {args.parts} in parallel)")
-            verified = [f for f in sb.files() if f["name"] == "bench_master.mov" and f["status"] != "created"]
-            assert len(verified) == 1 and verified[0]["file_size"] == size, "upload not verified"
-        finally:
-            sb.stop()
-        ratio = engine_bps / curl_bps
-        print(f"ratio engine/curl: {ratio:.2f}  (target ≥ 0.9)")
-        print(f"engine peak RSS:   {rss:.0f} MB (target ≤ 150 MB)")
-        gib = size / (1024 * MiB)
-        cpu_ratio = (engine_cpu / gib) / max(curl_cpu / gib, 1e-9)
-        print(f"CPU per GiB:       engine {engine_cpu / gib:.2f} s, curl {curl_cpu / gib:.2f} s: "
-              f"ratio {cpu_ratio:.2f} (target ≤ 1.5)")  # fmt: skip
-        out = REPO / "bench" / "out"
-        out.mkdir(exist_ok=True)
-        result = {
-            "gib": args.gib, "parts": args.parts, "curl_MBps": curl_bps / 1e6,
-            "engine_MBps": engine_bps / 1e6, "ratio": ratio, "peak_rss_MB": rss, "cpus": os.cpu_count(),
-            "engine_cpu_s_per_GiB": engine_cpu / gib, "curl_cpu_s_per_GiB": curl_cpu / gib,
-            "cpu_ratio": cpu_ratio,
-        }  # fmt: skip
-        (out / f"upload-{args.gib:g}GiB-{args.parts}parts.json").write_text(json.dumps(result, indent=2))
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    runs = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"--- run {number} of {args.runs}")
+        runs.append(run_once(args.gib, args.parts, args.keep))
+    median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    if args.runs > 1:
+        print(f"--- median of {args.runs} runs")
+        m = median
+        print(f"throughput ratio {m['ratio']:.2f} (target ≥ 0.9), peak RSS {m['peak_rss_MB']:.0f} MB")
+        print(f"CPU per GiB: engine {m['engine_cpu_s_per_GiB']:.2f} s, curl {m['curl_cpu_s_per_GiB']:.2f} s, "
+              f"ratio {m['cpu_ratio']:.2f} (target ≤ 1.5)")  # fmt: skip
+    out = REPO / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    doc = {"gib": args.gib, "parts": args.parts, "cpus": os.cpu_count(), "runs": runs, "median": median}
+    (out / f"upload-{args.gib:g}GiB-{args.parts}parts.json").write_text(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":
