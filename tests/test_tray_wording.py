@@ -173,3 +173,17 @@ def test_start_at_login_on_macos_writes_a_launch_agent(tmp_path: Path) -> None:
     assert plist["RunAtLoad"] is True
     assert plist["ProgramArguments"] == ["/Applications/PostFlow.app/Contents/MacOS/PostFlow"]
     assert item.enabled()
+
+
+def test_signing_out_on_purpose_is_not_news_but_a_later_sign_out_is() -> None:
+    policy = NoticePolicy()
+    policy.expect_signed_out()
+    assert policy.snapshot(snap(auth=AuthState.SIGNED_OUT)) == []
+    assert policy.snapshot(snap()) == []  # signed in again
+    assert [n.target for n in policy.snapshot(snap(auth=AuthState.SIGNED_OUT))] == [ClickTarget.SIGN_IN]
+
+
+def test_the_dock_icon_is_only_touched_on_macos() -> None:
+    from app.gui.macos_dock import hide_dock_icon
+
+    assert hide_dock_icon() is False  # not macOS here: nothing to do, nothing raised

@@ -35,6 +35,14 @@ class Notice:
     problem: bool = False
 
 
+SIGNED_OUT = Notice(
+    "PostFlow is signed out",
+    "Uploads wait until you sign in with Adobe again. Nothing is lost.",
+    ClickTarget.SIGN_IN,
+    problem=True,
+)
+
+
 @dataclass
 class _Batch:
     started: float
@@ -89,14 +97,14 @@ class NoticePolicy:
         return notices
 
     # ---- problems that need the user ----
+    def expect_signed_out(self) -> None:
+        """The user chose Sign out: that is not news to tell them."""
+        self._told["auth"] = SIGNED_OUT.message
+
     def snapshot(self, snap: Snapshot) -> list[Notice]:
         current: dict[str, Notice] = {}
         if snap.auth is AuthState.SIGNED_OUT:
-            current["auth"] = Notice(
-                "PostFlow is signed out",
-                "Uploads wait until you sign in with Adobe again. Nothing is lost.",
-                ClickTarget.SIGN_IN, problem=True,
-            )  # fmt: skip
+            current["auth"] = SIGNED_OUT
         if snap.account_problem:
             current["account"] = Notice("Uploads are on hold", snap.account_problem, problem=True)
         folders = {r.id: r.path for r in snap.roots}

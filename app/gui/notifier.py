@@ -50,6 +50,9 @@ class Notifier(QObject):
         bridge.snapshot_changed.connect(self._snapshot)
         tray.messageClicked.connect(self._balloon_clicked)
 
+    def expect_signed_out(self) -> None:
+        self._policy.expect_signed_out()
+
     def close(self) -> None:
         """At quit: nothing gathered is sent after the engine is gone."""
         self._timer.stop()

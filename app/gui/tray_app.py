@@ -32,6 +32,7 @@ from app.gui.desktop_open import open_url
 from app.gui.engine_bridge import EngineBridge
 from app.gui.first_run import FirstRunDialog
 from app.gui.log_view import QtLogHandler
+from app.gui.macos_dock import hide_dock_icon
 from app.gui.notice_policy import ClickTarget, Notice
 from app.gui.notifier import Notifier
 from app.gui.queue_window import QueueWindow
@@ -143,6 +144,7 @@ class TrayApp(QObject):
         self.bridge.run(lambda: sign_in_with_popup(self.session.auth))
 
     def sign_out(self) -> None:
+        self.notifier.expect_signed_out()  # asked for: no "PostFlow is signed out" notification
         self.bridge.run(self.session.auth.sign_out)
 
     def _user_name(self) -> str | None:
@@ -258,6 +260,7 @@ def run_tray(settings: Settings, roots: Sequence[WatchRoot] = ()) -> int:
     app.setApplicationDisplayName("PostFlow")
     app.setQuitOnLastWindowClosed(False)
     app.setWindowIcon(app_icon())
+    hide_dock_icon()  # macOS: menu bar only
     data_dir = settings.paths.data_dir
     if ask_running_instance(data_dir):
         print("PostFlow is already running: its window was brought forward.", file=sys.stderr)
