@@ -23,7 +23,8 @@ from typing import Any
 
 import xxhash
 
-CHUNK = 4 * 1024 * 1024
+from app.engine.read_buffer import thread_buffer
+
 PREFIX = "xxh128:"
 
 
@@ -48,7 +49,7 @@ def content_digest(
     the bytes read are that version's (checked on the handle, before and after), so a digest
     is never recorded for bytes that were not delivered."""
     digest: Any = hashlib.sha256() if legacy else xxhash.xxh3_128()
-    buffer = _buffer()  # reused: a fresh 4 MiB per read would be 1,024 page faults each time
+    buffer = thread_buffer()  # reused: a fresh 4 MiB per read would be 1,024 page faults each time
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as fh:
         if version is not None and _version(fh) != version:
@@ -61,17 +62,6 @@ def content_digest(
             return None
     text: str = digest.hexdigest()
     return text if legacy else PREFIX + text
-
-
-_LOCAL = threading.local()
-
-
-def _buffer() -> bytearray:
-    """One read buffer per hashing thread, kept for the thread's life."""
-    buffer: bytearray | None = getattr(_LOCAL, "buffer", None)
-    if buffer is None:
-        buffer = _LOCAL.buffer = bytearray(CHUNK)
-    return buffer
 
 
 def _version(fh: Any) -> tuple[int, int]:

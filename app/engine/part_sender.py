@@ -12,7 +12,8 @@ transport failures (``ConnectError``/``ConnectTimeout`` when the storage cannot 
 other ``TransportError`` subclasses mid-request), an ``httpx.Response`` for any answer (an early
 answer to a body not fully sent is read too, as httpcore does), ``part_timeout`` seconds
 without progress on the socket, the shared bandwidth budget, and cancellation that aborts the
-socket and returns only once the thread has let go of the file.
+socket at once (the thread reads through its own duplicate of the file descriptor, so the
+caller may close its handle whatever the thread is doing).
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 
 from app.engine.bandwidth import BandwidthLimiter
+from app.engine.read_buffer import SIZE as CHUNK
+from app.engine.read_buffer import thread_buffer
 from app.engine.upload_errors import FileChanged, SourceUnavailable
 
-CHUNK = 4 * 1024 * 1024
 MIN_CHUNK = 64 * 1024
 PROGRESS_EVERY = 0.2  # seconds between progress reports to the loop
+CONNECT_TIMEOUT = 15.0  # as the httpx client had it
+ABORT_WAIT = 2.0  # seconds a cancel waits for the thread to notice (a connect cannot be cut short)
 
 
 class _Aborted(Exception):
@@ -70,14 +74,21 @@ class PartSender:
         sent: Callable[[int], None], name: str = "the file",
     ) -> httpx.Response:  # fmt: skip
         loop = asyncio.get_running_loop()
-        part = _Part(self, loop, url, headers, fd, offset, size, sent, name)
+        # The thread reads through its own descriptor: the caller may close its handle the
+        # moment this returns, and a number reused by another open file must never be read.
+        try:
+            own_fd = os.dup(fd)
+        except OSError as exc:  # out of descriptors: a retry later, not a crash
+            raise SourceUnavailable(f"{name} cannot be read right now: {exc.strerror}") from None
+        part = _Part(self, loop, url, headers, own_fd, offset, size, sent, name)
         future = loop.run_in_executor(self._executor, part.run)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            part.abort()
+            part.abort()  # a blocked send or read fails at once; nothing more is read or sent
             with contextlib.suppress(BaseException):
-                await future  # the thread lets go of the file before the caller closes it
+                # A connect cannot be interrupted: do not make a pause or a quit wait for it.
+                await asyncio.wait_for(asyncio.shield(future), ABORT_WAIT)
             raise
 
     def chunk_size(self) -> int:
@@ -116,6 +127,12 @@ class _Part:
 
     # ---- in the worker thread ----
     def run(self) -> httpx.Response:
+        try:
+            return self._run()
+        finally:
+            os.close(self._fd)
+
+    def _run(self) -> httpx.Response:
         conn = self._connection()
         try:
             self._connect(conn)
@@ -138,10 +155,10 @@ class _Part:
         host, port = parts.hostname or "", parts.port
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                *(proxy or (host, port)), timeout=self._sender.timeout, context=self._sender._tls
+                *(proxy or (host, port)), timeout=CONNECT_TIMEOUT, context=self._sender._tls
             )
         else:
-            conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=self._sender.timeout)
+            conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=CONNECT_TIMEOUT)
         if proxy is not None and parts.scheme == "https":
             conn.set_tunnel(host, port)
         self._target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -155,14 +172,15 @@ class _Part:
         try:
             conn.connect()
         except TimeoutError:
-            seconds = self._sender.timeout
             raise httpx.ConnectTimeout(
-                f"connecting to the upload storage timed out ({seconds:.0f}s)"
+                f"the upload storage did not answer in {CONNECT_TIMEOUT:.0f}s"
             ) from None
         except ssl.SSLError as exc:
             raise httpx.ConnectError(f"TLS with the upload storage failed: {exc}") from None
         except OSError as exc:
             raise httpx.ConnectError(f"the upload storage cannot be reached: {exc}") from None
+        assert conn.sock is not None
+        conn.sock.settimeout(self._sender.timeout)  # from now on: seconds without progress
         with self._lock:
             self._sock = conn.sock
         if self._aborted.is_set():
@@ -176,7 +194,7 @@ class _Part:
             conn.endheaders()
         except (OSError, http.client.HTTPException) as exc:
             raise self._transport_error(exc, writing=True) from None
-        buffer = _buffer()
+        buffer = thread_buffer()
         view = memoryview(buffer)
         position, end = self._offset, self._offset + self._size
         unreported, reported_at = 0, time.monotonic()
@@ -250,18 +268,6 @@ class _Part:
         if isinstance(exc, http.client.HTTPException):
             return httpx.RemoteProtocolError(words)
         return httpx.WriteError(words) if writing else httpx.ReadError(words)
-
-
-_LOCAL = threading.local()
-
-
-def _buffer() -> bytearray:
-    """One 4 MiB buffer per sender thread, reused for every part it sends (fresh memory for
-    each part would cost its pages' first-touch faults, in the kernel, every time)."""
-    buffer: bytearray | None = getattr(_LOCAL, "buffer", None)
-    if buffer is None:
-        buffer = _LOCAL.buffer = bytearray(CHUNK)
-    return buffer
 
 
 def _proxy_for(parts: urllib.parse.SplitResult) -> tuple[str, int | None] | None:
