@@ -66,11 +66,13 @@ class QueueWindow(QMainWindow):
     def __init__(
         self, engine: EngineService, bridge: EngineBridge, log_handler: QtLogHandler,
         *, sign_in: Callable[[], None], open_settings: Callable[[], None],
+        open_link: Callable[[str], None] = open_url,
     ) -> None:  # fmt: skip
         super().__init__()
         self._engine = engine
         self._bridge = bridge
         self._sign_in = sign_in
+        self._open_link = open_link
         self.hide_on_close = True  # False when no system tray shows PostFlow
         self._snapshot: Snapshot | None = None
         self.setWindowTitle("PostFlow — Queue")
@@ -302,7 +304,7 @@ class QueueWindow(QMainWindow):
         views = [r.view for r in self.selected_rows() if r.view is not None]
         if len(views) == 1:
             link = views[0].link or ""
-            self._guard(lambda: open_url(link))
+            self._guard(lambda: self._open_link(link))
 
     def _guard(self, action: Callable[[], None]) -> None:
         from app.core.errors import PostFlowError

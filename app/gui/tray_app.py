@@ -65,7 +65,7 @@ class TrayApp(QObject):
         self.bridge = EngineBridge(session.bus, self)
         self.bridge.failed.connect(self.show_error)
         self.window = QueueWindow(self.engine, self.bridge, log_handler, sign_in=self.sign_in,
-                                  open_settings=self.open_settings)  # fmt: skip
+                                  open_settings=self.open_settings, open_link=self._open_link)  # fmt: skip
         self.settings_dialog: SettingsDialog | None = None
         self.first_run: FirstRunDialog | None = None
         actions = TrayActions(
@@ -132,6 +132,11 @@ class TrayApp(QObject):
         self.bridge.run(lambda: self.engine.project_link(root_id), done=self._open_link)
 
     def _open_link(self, url: str | None) -> None:
+        if url and self.session.demo:
+            self.show_error("Demo mode", "The built-in sandbox has no Frame.io web app to open: "
+                            "the queue window shows what was uploaded.")  # fmt: skip
+            self.open_window()
+            return
         if url:
             try:
                 open_url(url)
