@@ -255,7 +255,14 @@ def _tray(settings: Any, roots: tuple[Any, ...] = ()) -> int:
 
 def cmd_tray(args: argparse.Namespace) -> int:
     """``postflow`` with no command: the tray app (the built-in sandbox when no account is set)."""
-    return _tray(_load(args))
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        from app.gui.fatal import show_fatal
+
+        show_fatal(exc.title, f"{exc.message}\n\nFix the file, then start PostFlow again.")
+        raise
+    return _tray(settings)
 
 
 def _check_watch_folder(folder: Path) -> None:

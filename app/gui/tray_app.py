@@ -30,6 +30,7 @@ from app.core.jobs import WatchRoot
 from app.core.settings import Settings
 from app.gui.desktop_open import open_url
 from app.gui.engine_bridge import EngineBridge
+from app.gui.fatal import show_fatal
 from app.gui.first_run import FirstRunDialog
 from app.gui.log_view import QtLogHandler
 from app.gui.macos_dock import hide_dock_icon
@@ -281,9 +282,7 @@ def run_tray(settings: Settings, roots: Sequence[WatchRoot] = ()) -> int:
         with loop:
             return int(loop.run_until_complete(run_sessions(settings, roots, handler, server, stopping)))
     except PostFlowError as exc:
-        # Started from a double-click, nobody reads stderr: say it in a window too.
-        if app.platformName() != "offscreen":
-            QMessageBox.critical(None, f"PostFlow: {exc.title}", exc.message)
+        show_fatal(exc.title, exc.message)  # started from a double-click, nobody reads stderr
         raise
     finally:
         waker.close()
