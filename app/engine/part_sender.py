@@ -19,6 +19,7 @@ caller may close its handle whatever the thread is doing).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import http.client
 import os
@@ -31,6 +32,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError as CancelledFuture
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 
@@ -42,6 +44,8 @@ from app.engine.upload_errors import FileChanged, SourceUnavailable
 MIN_CHUNK = 64 * 1024
 PROGRESS_EVERY = 0.2  # seconds between progress reports to the loop
 CONNECT_TIMEOUT = 15.0  # as the httpx client had it
+SEND_SLICE = 256 * 1024  # the progress timeout applies to each slice
+EARLY_ANSWER_WAIT = 5.0  # seconds to read an answer the storage may have sent before failing
 ABORT_WAIT = 2.0  # seconds a cancel waits for the thread to notice (a connect cannot be cut short)
 
 
@@ -50,13 +54,9 @@ class _Aborted(Exception):
 
 
 def _tls_context() -> ssl.SSLContext:
-    """The same trust store as httpx (certifi), so both clients accept the same servers."""
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        return ssl.create_default_context()
+    """httpx's own context (certifi, and SSL_CERT_FILE / SSL_CERT_DIR), so the parts trust
+    exactly the servers the API calls do, TLS-inspecting company proxies included."""
+    return httpx.create_ssl_context()
 
 
 class PartSender:
@@ -123,7 +123,9 @@ class _Part:
                 self._budget.cancel()  # a wait for bandwidth ends at once
             if self._sock is not None:
                 with contextlib.suppress(OSError):
-                    self._sock.shutdown(socket.SHUT_RDWR)  # a blocked send or read fails at once
+                    # The plain socket's shutdown, even under TLS: SSLSocket.shutdown first drops
+                    # its TLS state, and a send racing it would go out unencrypted.
+                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
     # ---- in the worker thread ----
     def run(self) -> httpx.Response:
@@ -133,11 +135,16 @@ class _Part:
             os.close(self._fd)
 
     def _run(self) -> httpx.Response:
-        conn = self._connection()
+        try:
+            conn = self._connection()
+        except (ValueError, http.client.HTTPException) as exc:  # a URL or proxy address unusable
+            raise httpx.ConnectError(f"the upload address cannot be used: {exc}") from None
         try:
             self._connect(conn)
             try:
                 self._send_body(conn)
+            except httpx.WriteTimeout:
+                raise  # nothing moves on this connection: no answer is coming either
             except httpx.TransportError:
                 early = self._early_answer(conn)  # the server may have answered already: say so
                 if early is None:
@@ -153,17 +160,19 @@ class _Part:
         parts = urllib.parse.urlsplit(self._url)
         proxy = _proxy_for(parts)
         host, port = parts.hostname or "", parts.port
+        self._target = parts.path + (f"?{parts.query}" if parts.query else "")
+        where = (proxy.host, proxy.port) if proxy else (host, port)
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                *(proxy or (host, port)), timeout=CONNECT_TIMEOUT, context=self._sender._tls
+                *where, timeout=CONNECT_TIMEOUT, context=self._sender._tls
             )
+            if proxy is not None:  # CONNECT through the proxy, then TLS with the storage itself
+                conn.set_tunnel(host, port, headers=proxy.headers)
         else:
-            conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=CONNECT_TIMEOUT)
-        if proxy is not None and parts.scheme == "https":
-            conn.set_tunnel(host, port)
-        self._target = parts.path + (f"?{parts.query}" if parts.query else "")
-        if proxy is not None and parts.scheme != "https":
-            self._target = self._url  # a plain-HTTP proxy takes the absolute URL
+            conn = http.client.HTTPConnection(*where, timeout=CONNECT_TIMEOUT)
+            if proxy is not None:
+                self._target = self._url  # a plain-HTTP proxy takes the absolute URL
+                self._headers.update(proxy.headers)
         return conn
 
     def _connect(self, conn: http.client.HTTPConnection) -> None:
@@ -177,6 +186,8 @@ class _Part:
             ) from None
         except ssl.SSLError as exc:
             raise httpx.ConnectError(f"TLS with the upload storage failed: {exc}") from None
+        except http.client.HTTPException as exc:  # the proxy's answer to CONNECT (e.g. 407)
+            raise httpx.ConnectError(f"the proxy refused the way to the upload storage: {exc}") from None
         except OSError as exc:
             raise httpx.ConnectError(f"the upload storage cannot be reached: {exc}") from None
         assert conn.sock is not None
@@ -203,7 +214,7 @@ class _Part:
                 raise _Aborted
             want = min(self._sender.chunk_size(), end - position, len(buffer))
             try:
-                got = os.preadv(self._fd, [view[:want]], position)
+                got = self._read_at(view[:want], position)
             except OSError as exc:  # the volume went away mid-read
                 raise SourceUnavailable(f"{self._name} cannot be read right now: {exc.strerror}") from None
             if got == 0:
@@ -211,7 +222,12 @@ class _Part:
             self._spend(got)
             try:
                 assert conn.sock is not None
-                conn.sock.sendall(view[:got])
+                # In slices: sendall's timeout is a deadline for the whole call, and "seconds
+                # without progress" must not fail a 4 MiB chunk on a slow uplink.
+                for start in range(0, got, SEND_SLICE):
+                    if self._aborted.is_set():
+                        raise _Aborted
+                    conn.sock.sendall(view[start : min(got, start + SEND_SLICE)])
             except (OSError, ValueError) as exc:
                 raise self._transport_error(exc, writing=True) from None
             position += got
@@ -220,6 +236,15 @@ class _Part:
             if now - reported_at >= PROGRESS_EVERY or position == end:
                 self._report(unreported)
                 unreported, reported_at = 0, now
+
+    def _read_at(self, into: memoryview, position: int) -> int:
+        if hasattr(os, "preadv"):
+            return os.preadv(self._fd, [into], position)
+        # Windows: no positional read. The descriptor is this thread's own duplicate, and the
+        # uploader reads nothing through the handle it was made from, so seeking is safe.
+        os.lseek(self._fd, position, os.SEEK_SET)
+        with open(self._fd, "rb", buffering=0, closefd=False) as raw:
+            return raw.readinto(into) or 0
 
     def _spend(self, amount: int) -> None:
         """The shared bandwidth budget (an asyncio object): waited for on the loop."""
@@ -252,8 +277,10 @@ class _Part:
         return httpx.Response(answer.status, headers=answer.getheaders(), content=body)
 
     def _early_answer(self, conn: http.client.HTTPConnection) -> httpx.Response | None:
-        if self._aborted.is_set():
+        if self._aborted.is_set() or conn.sock is None:
             return None
+        with contextlib.suppress(OSError):
+            conn.sock.settimeout(EARLY_ANSWER_WAIT)
         try:
             return self._answer(conn)
         except httpx.TransportError:
@@ -270,13 +297,28 @@ class _Part:
         return httpx.WriteError(words) if writing else httpx.ReadError(words)
 
 
-def _proxy_for(parts: urllib.parse.SplitResult) -> tuple[str, int | None] | None:
-    """HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as httpx honours them."""
+@dataclass(frozen=True)
+class _Proxy:
+    host: str
+    port: int
+    headers: dict[str, str]  # Proxy-Authorization when the address carries credentials
+
+
+def _proxy_for(parts: urllib.parse.SplitResult) -> _Proxy | None:
+    """HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment, as httpx reads them."""
     host = parts.hostname or ""
     if urllib.request.proxy_bypass(host):
         return None
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if not proxy:
+    proxies = urllib.request.getproxies()
+    address = proxies.get(parts.scheme) or proxies.get("all")
+    if not address:
         return None
-    where = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    return (where.hostname or "", where.port)
+    where = urllib.parse.urlsplit(address if "://" in address else f"http://{address}")
+    if where.scheme not in ("http", ""):
+        raise ValueError(f"proxy {where.scheme}://{where.hostname}: only http:// proxies carry uploads")
+    headers = {}
+    if where.username:
+        user = urllib.parse.unquote(where.username)
+        secret = urllib.parse.unquote(where.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+    return _Proxy(where.hostname or "", where.port or 80, headers)

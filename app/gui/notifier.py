@@ -101,7 +101,7 @@ class Notifier(QObject):
             await self._native.send(
                 title=notice.title, message=notice.message,
                 urgency=Urgency.Critical if notice.problem else Urgency.Normal,
-                on_clicked=lambda: self._clicked(notice), on_dispatched=lambda: dispatched.append(True),
+                on_clicked=lambda: self._click(notice), on_dispatched=lambda: dispatched.append(True),
             )  # fmt: skip
             if not dispatched:  # desktop-notifier logs its failures instead of raising them
                 raise RuntimeError("the notification service did not take the notification")
@@ -118,6 +118,12 @@ class Notifier(QObject):
         )
         self._tray.showMessage(notice.title, notice.message, kind, 8000)
 
+    def _click(self, notice: Notice) -> None:
+        """A click on a notification still on screen after its session ended ("Try the
+        sandbox" restarts it): nothing of the old session is touched."""
+        if not self._closed:
+            self._clicked(notice)
+
     def _balloon_clicked(self) -> None:
         if self._balloon is not None:
-            self._clicked(self._balloon)
+            self._click(self._balloon)

@@ -163,11 +163,15 @@ class QueueModel(QAbstractTableModel):
             self.text = text.strip()
         self._generation += 1
         generation = self._generation
+        self._next_before = None  # no "more" of the old view while the new one loads
+        self._fetching = True
         self.loading_changed.emit(True)
         try:
             page = await self._source.history(self._query(None))
         finally:
             self.loading_changed.emit(False)
+            if generation == self._generation:
+                self._fetching = False
         if generation != self._generation:
             return
         self.beginResetModel()

@@ -158,3 +158,33 @@ async def test_a_file_that_got_shorter_is_caught(source: Path) -> None:
         with pytest.raises(FileChanged):
             await put(sender, url, source, size=source.stat().st_size + 1000)
     await sender.aclose()
+
+
+async def test_a_proxy_from_the_environment_gets_the_request_and_its_credentials(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        length = int(
+            next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1]
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with server(proxy) as url:
+        port = url.split(":")[2].split("/")[0]
+        monkeypatch.setenv("HTTP_PROXY", f"http://editor:s%40cret@127.0.0.1:{port}")
+        monkeypatch.setenv("NO_PROXY", "")
+        sender = PartSender(5.0, BandwidthLimiter(0))
+        response, _ = await put(
+            sender, "http://storage.example.invalid/bucket/part?X-Amz-Signature=abc", source
+        )
+    assert response.status_code == 200
+    (head,) = seen
+    assert head.startswith(b"PUT http://storage.example.invalid/bucket/part?X-Amz-Signature=abc HTTP/1.1")
+    assert b"Proxy-Authorization: Basic ZWRpdG9yOnNAY3JldA==" in head  # editor:s@cret
+    await sender.aclose()
