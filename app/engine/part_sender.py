@@ -44,7 +44,7 @@ from app.engine.upload_errors import FileChanged, SourceUnavailable
 MIN_CHUNK = 64 * 1024
 PROGRESS_EVERY = 0.2  # seconds between progress reports to the loop
 CONNECT_TIMEOUT = 15.0  # as the httpx client had it
-SEND_SLICE = 256 * 1024  # the progress timeout applies to each slice
+SEND_SLICE = 1024 * 1024  # the progress timeout applies to each slice
 EARLY_ANSWER_WAIT = 5.0  # seconds to read an answer the storage may have sent before failing
 ABORT_WAIT = 2.0  # seconds a cancel waits for the thread to notice (a connect cannot be cut short)
 
