@@ -246,7 +246,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK  # stopped on request before start-up finished
 
 
+def _no_display() -> bool:
+    """Linux/BSD with neither X11 nor Wayland (an SSH session, a server): Qt would abort."""
+    if sys.platform in ("darwin", "win32") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _tray(settings: Any, roots: tuple[Any, ...] = ()) -> int:
+    if _no_display():
+        print(
+            "postflow: no desktop to show the tray app on (neither DISPLAY nor WAYLAND_DISPLAY is set).\n"
+            "On a machine without a desktop run: postflow run --headless --watch DIR --project NAME",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from app.gui.tray_app import run_tray
 
     _setup_logging(settings, console=False)

@@ -179,3 +179,12 @@ def test_output_into_a_closed_pipe_ends_quietly(args: list[str], unbuffered: boo
     swallowed = unbuffered and args[0].startswith("--")
     assert result.returncode == (cli.EXIT_OK if swallowed else cli.EXIT_BROKEN_PIPE)
     assert cli.EXIT_BROKEN_PIPE == 141
+
+
+def test_the_tray_app_without_a_desktop_points_to_headless_mode(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run(
+        [sys.executable, "-m", "app"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "no desktop" in result.stderr and "postflow run --headless" in result.stderr
