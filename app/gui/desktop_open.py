@@ -19,8 +19,10 @@ from app.core.errors import PostFlowError
 log = logging.getLogger(__name__)
 
 
-def reveal(path: str) -> None:
-    """Select the file in the platform's file manager (its folder when the file is gone)."""
+def reveal_target(path: str) -> tuple[Path, Path]:
+    """Blocking (run it in a thread: the volume may stall): what to select (the file, or its
+    folder when the file is gone) and the folder holding it; ``PostFlowError`` when neither
+    is there."""
     target = Path(path)
     if not target.exists():
         if not target.parent.exists():
@@ -28,12 +30,17 @@ def reveal(path: str) -> None:
                 f"{target.parent} cannot be found: is the filespace mounted?", title="Folder not found"
             )
         target = target.parent
+    return target, target if target.is_dir() else target.parent
+
+
+def reveal(found: tuple[Path, Path]) -> None:
+    """Select what ``reveal_target`` found in the platform's file manager (no disk access)."""
+    target, folder = found
     if sys.platform == "darwin":
         _detached(["open", "-R", str(target)])
     elif sys.platform == "win32":
         _detached(["explorer", f"/select,{target}"])
     else:
-        folder = target if target.is_dir() else target.parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             raise PostFlowError(f"No file manager opened {folder}.", title="Cannot show the file")
 

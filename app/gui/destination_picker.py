@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QLabel,
     QTreeWidget,
     QTreeWidgetItem,
@@ -209,3 +210,17 @@ class DestinationPicker(QDialog):
         if chosen is not None:
             self.chosen = chosen
             self.accept()
+
+
+def choose_destination(
+    browser: DestinationBrowser, bridge: EngineBridge, parent: QWidget
+) -> Destination | None:
+    """The picker as a modal step (settings, first run); None when the user cancels."""
+    picker = DestinationPicker(browser, bridge, parent)
+    picker.exec()
+    picker.deleteLater()
+    return picker.chosen
+
+
+def choose_folder(parent: QWidget) -> str | None:
+    return QFileDialog.getExistingDirectory(parent, "Folder to watch — PostFlow") or None

@@ -86,6 +86,8 @@ class EngineBridge(QObject):
         async def guarded() -> Any:
             try:
                 result = await action()
+                if done is not None:
+                    done(result)  # its own errors are told the same way
             except asyncio.CancelledError:
                 raise
             except PostFlowError as exc:
@@ -95,8 +97,6 @@ class EngineBridge(QObject):
                 log.exception("action failed")
                 self.failed.emit("Something went wrong", f"{type(exc).__name__}: {exc}. See the log tab.")
                 return None
-            if done is not None:
-                done(result)
             return result
 
         task = asyncio.get_event_loop().create_task(guarded())

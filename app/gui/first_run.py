@@ -4,6 +4,7 @@ render in it, so a new user sees a file go up with no account at all."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -26,7 +26,7 @@ from app.core.errors import PostFlowError
 from app.core.events import AuthState
 from app.core.jobs import WatchRoot
 from app.engine.service import EngineService
-from app.gui.destination_picker import Destination, DestinationPicker
+from app.gui.destination_picker import Destination, choose_destination, choose_folder
 from app.gui.engine_bridge import EngineBridge
 
 DEMO_PROJECT = "Demo Project"
@@ -68,8 +68,10 @@ class FirstRunDialog(QDialog):
         self._demo = demo
         self._sign_in = sign_in
         self.destination: Destination | None = None
-        self.choose_folder: Callable[[], str | None] = self._choose_folder
-        self.choose_destination: Callable[[], Destination | None] = self._choose_destination
+        self.choose_folder: Callable[[], str | None] = lambda: choose_folder(self)
+        self.choose_destination: Callable[[], Destination | None] = lambda: choose_destination(
+            engine.browser, bridge, self
+        )
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self._welcome_page())
         self.pages.addWidget(self._folder_page())
@@ -173,14 +175,16 @@ class FirstRunDialog(QDialog):
         if folder:
             self.folder_edit.setText(folder)
 
-    def _choose_folder(self) -> str | None:
-        return QFileDialog.getExistingDirectory(self, "Folder to watch — PostFlow") or None
-
     def _folder_next(self) -> None:
-        folder = Path(self.folder_edit.text().strip()).expanduser()
         if not self.folder_edit.text().strip():
             self.folder_error.setText("Choose a folder first.")
-        elif not folder.is_dir():
+            return
+        self._bridge.run(self._check_folder)
+
+    async def _check_folder(self) -> None:
+        """In a worker thread: a filespace that stalls must not freeze the window."""
+        folder = Path(self.folder_edit.text().strip()).expanduser()
+        if not await asyncio.to_thread(folder.is_dir):
             self.folder_error.setText(f"{folder} is not a folder that exists. Is the filespace mounted?")
         else:
             self.folder_error.setText("")
@@ -204,11 +208,6 @@ class FirstRunDialog(QDialog):
         self.finish_button = self._nav(layout, True, "&Start uploading", self.finish)
         self.finish_button.setEnabled(False)
         return page
-
-    def _choose_destination(self) -> Destination | None:
-        picker = DestinationPicker(self._engine.browser, self._bridge, self)
-        picker.exec()
-        return picker.chosen
 
     def _pick(self) -> None:
         chosen = self.choose_destination()
@@ -246,8 +245,6 @@ class FirstRunDialog(QDialog):
         self.folder_edit.setText(str(folder))
 
         async def run() -> None:
-            import asyncio
-
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
             await self._engine_add(WatchRoot("", str(folder), DEMO_PROJECT), True,
                                    f"The sandbox is running. Drop any video into {folder}: it is uploaded "

@@ -124,7 +124,6 @@ def state_text(view: JobView, now: float | None = None) -> str:
 
 
 class QueueModel(QAbstractTableModel):
-    loading_changed = Signal(bool)
     total_changed = Signal(int)
 
     def __init__(self, source: HistorySource, parent: QObject | None = None) -> None:
@@ -165,11 +164,9 @@ class QueueModel(QAbstractTableModel):
         generation = self._generation
         self._next_before = None  # no "more" of the old view while the new one loads
         self._fetching = True
-        self.loading_changed.emit(True)
         try:
             page = await self._source.history(self._query(None))
         finally:
-            self.loading_changed.emit(False)
             if generation == self._generation:
                 self._fetching = False
         if generation != self._generation:

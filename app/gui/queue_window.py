@@ -7,6 +7,7 @@ and reachable with the keyboard.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, QTimer
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.events import Snapshot
 from app.core.jobs import JobState
 from app.engine.service import EngineService
-from app.gui.desktop_open import open_url, reveal
+from app.gui.desktop_open import open_url, reveal, reveal_target
 from app.gui.engine_bridge import EngineBridge
 from app.gui.health_rows import health_rows
 from app.gui.log_view import LogView, QtLogHandler
@@ -293,7 +294,9 @@ class QueueWindow(QMainWindow):
         if len(rows) == 1:
             row = rows[0]
             path = row.view.job.abs_path if row.view else self._settling_path(row)
-            self._guard(lambda: reveal(path))
+            # The disk is asked in a thread (a stalled volume must not freeze the window);
+            # the file manager is opened back on the GUI thread.
+            self._bridge.run(lambda: asyncio.to_thread(reveal_target, path), done=reveal)
 
     def _settling_path(self, row: Row) -> str:
         snap = self._snapshot

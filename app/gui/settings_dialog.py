@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -33,7 +32,7 @@ from app.core.jobs import WatchRoot
 from app.desktop.login_item import LoginItem
 from app.engine.live_settings import parse_live
 from app.engine.service import EngineService
-from app.gui.destination_picker import Destination, DestinationPicker
+from app.gui.destination_picker import Destination, choose_destination, choose_folder
 from app.gui.engine_bridge import EngineBridge
 
 MB = 1_000_000
@@ -67,8 +66,10 @@ class SettingsDialog(QDialog):
         self._bridge = bridge
         self.login_item = login_item or LoginItem()
         # Hooks tests replace (a real dialog would wait for a person):
-        self.choose_folder: Callable[[], str | None] = self._choose_folder
-        self.choose_destination: Callable[[], Destination | None] = self._choose_destination
+        self.choose_folder: Callable[[], str | None] = lambda: choose_folder(self)
+        self.choose_destination: Callable[[], Destination | None] = lambda: choose_destination(
+            engine.browser, bridge, self
+        )
         self.ask_upload_existing: Callable[[str], bool | None] = lambda f: ask_upload_existing(self, f)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self._folders_tab(), "&Folders")
@@ -134,14 +135,6 @@ class SettingsDialog(QDialog):
         chosen = self._current_root() is not None
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
-
-    def _choose_folder(self) -> str | None:
-        return QFileDialog.getExistingDirectory(self, "Folder to watch — PostFlow") or None
-
-    def _choose_destination(self) -> Destination | None:
-        picker = DestinationPicker(self._engine.browser, self._bridge, self)
-        picker.exec()
-        return picker.chosen
 
     def add_folder(self) -> None:
         folder = self.choose_folder()

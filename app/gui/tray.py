@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QAction, QIcon
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from app.core.events import AuthState, Snapshot
@@ -151,6 +151,3 @@ class Tray(QObject):
 
     def hide(self) -> None:
         self.icon.hide()
-
-    def app_icon(self) -> QIcon:
-        return self.icon.icon()

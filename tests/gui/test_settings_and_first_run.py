@@ -154,12 +154,13 @@ async def test_first_run_sign_in_pick_folder_pick_destination_done(
         folder = tmp_path / "Renders2"
         wizard.folder_edit.setText(str(tmp_path / "missing"))
         wizard.pages.currentWidget()  # folder page
-        wizard._folder_next()
-        assert "not a folder that exists" in wizard.folder_error.text()
+        wizard._folder_next()  # the disk is asked in a worker thread
+        await until(lambda: "not a folder that exists" in wizard.folder_error.text(), "the refusal")
+        assert wizard.pages.currentIndex() == 1
         folder.mkdir()
         wizard.folder_edit.setText(str(folder))
         wizard._folder_next()
-        assert wizard.pages.currentIndex() == 2
+        await until(lambda: wizard.pages.currentIndex() == 2, "the destination page")
         wizard.choose_destination = lambda: Destination("", "", "Demo Project", "Dailies")
         wizard._pick()
         wizard.finish_button.click()
