@@ -22,6 +22,7 @@ from app.core.errors import ConfigError, PostFlowError
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3  # pause/resume/retry/cancel need the running app
 EXIT_CONFIG = 78  # sysexits EX_CONFIG
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `… | head -1` with other tools
 
@@ -102,9 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     logout = sub.add_parser("logout", help="sign out: revoke tokens and remove them from the keychain")
     _add_settings_flags(logout)
 
-    status = sub.add_parser("status", help="show the upload queue")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = sub.add_parser("status", help="show the upload queue (from the running app, or the saved queue)")
+    status.add_argument("--json", action="store_true", help="machine-readable output (docs/automation.md)")
     _add_settings_flags(status)
+
+    for name, words in (("pause", "pause every upload (remembered across restarts)"),
+                        ("resume", "resume uploads")):  # fmt: skip
+        _add_settings_flags(sub.add_parser(name, help=f"{words} in the running app"))
+    retry = sub.add_parser("retry", help="upload failed files again (running app)")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every failed file")
+    which.add_argument("id", nargs="?", type=_whole_number, help="a job id from `postflow status`")
+    _add_settings_flags(retry)
+    cancel = sub.add_parser("cancel", help="stop a file's upload and remove what it left on Frame.io")
+    cancel.add_argument("id", type=_whole_number, help="a job id from `postflow status`")
+    _add_settings_flags(cancel)
 
     move = sub.add_parser(
         "move-folder", help="a watched folder moved (filespace mounted elsewhere): keep its history"
@@ -118,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(confirm)
 
-    doctor = sub.add_parser("doctor", help="check settings, folders and services")
+    doctor = sub.add_parser(
+        "doctor", help="check sign-in, folders, Frame.io, disk and clock (exit 1 if any fails)"
+    )
+    doctor.add_argument(
+        "--bundle", type=Path, metavar="FILE", help="also write a diagnostics zip for support"
+    )
     _add_settings_flags(doctor)
 
     sandbox = sub.add_parser("sandbox", help="run the local Frame.io/Adobe/Discord emulator")
@@ -175,32 +193,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from app import doctor
+
     settings = _load(args)
-    print(f"PostFlow {__version__}")
-    missing = "" if settings.paths.config_file.exists() else " (not present: defaults)"
-    print(f"config file : {settings.paths.config_file}{missing}")
-    print(f"data folder : {settings.paths.data_dir}")
-    print(f"log folder  : {settings.paths.log_dir}")
-    print(f"mode        : {'sandbox' if settings.sandbox else 'Frame.io'}")
-    print(f"Frame.io API: {settings.api_url}")
-    print(f"Adobe IMS   : {settings.ims_url}")
-    print(f"client id   : {settings.effective_client_id or '(not set: set auth.client_id)'}")
-    print(f"signed in   : {_who(settings)}")
-    return EXIT_OK
+    lines, checks = doctor.run(settings)
+    print(doctor.render(lines, checks))
+    if args.bundle:
+        from app.diagnostics import write_bundle
 
-
-def _who(settings: Any) -> str:
-    """Who is signed in, from the keychain (no network): name, email and account."""
-    from app.auth.service import keychain_service
-    from app.auth.token_store import TokenStore
-
-    try:
-        tokens = TokenStore(keychain_service(settings)).load()
-    except PostFlowError as exc:
-        return f"unknown ({exc.message})"
-    if tokens is None:
-        return "no (run `postflow login`)"
-    return f"{tokens.user_name} <{tokens.user_email}>, account {tokens.account_id}"
+        write_bundle(settings, args.bundle, lines, checks)
+        print(f"Diagnostics written to {args.bundle} (no tokens, secrets or webhook addresses in it).")
+    return EXIT_FAILURE if any(not c["ok"] for c in checks) else EXIT_OK
 
 
 def _setup_logging(settings: Any, console: bool) -> None:
@@ -312,10 +315,62 @@ def cmd_confirm_account(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from app.engine.status_report import read_jobs, render
+    from app.control.client import ControlClient
+    from app.control.status_document import dumps, offline_status
+    from app.control.status_text import render
 
     settings = _load(args)
-    print(render(read_jobs(settings.paths.state_db), args.json))
+    client = ControlClient.connect(settings.paths.data_dir)
+    if client is None:
+        doc = offline_status(settings.paths.state_db, settings.watch_roots)
+    else:
+        with client:
+            doc = client.get("/v1/status")
+    print(dumps(doc) if args.json else render(doc))
+    return EXIT_OK
+
+
+def _running_app(settings: Any) -> Any:
+    from app.control.client import ControlClient
+
+    client = ControlClient.connect(settings.paths.data_dir)
+    if client is None:
+        raise NotRunning(
+            "PostFlow is not running: start it (postflow, or postflow run --headless), then try again."
+        )
+    return client
+
+
+class NotRunning(PostFlowError):
+    title = "Not running"
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    with _running_app(_load(args)) as client:
+        client.post("/v1/pause")
+    print("Uploads are paused (until `postflow resume`, also after a restart).")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with _running_app(_load(args)) as client:
+        client.post("/v1/resume")
+    print("Uploads resumed.")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    with _running_app(_load(args)) as client:
+        answer = client.post("/v1/retry", {"all": True} if args.all else {"id": args.id})
+    retried = answer.get("retried", [])
+    print(f"{len(retried)} file(s) queued again." if args.all else f"Job {args.id} queued again.")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _running_app(_load(args)) as client:
+        client.post("/v1/cancel", {"id": args.id})
+    print(f"Job {args.id} cancelled; what it left on Frame.io is removed.")
     return EXIT_OK
 
 
@@ -326,6 +381,10 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "login": cmd_login,
     "logout": cmd_logout,
     "status": cmd_status,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "retry": cmd_retry,
+    "cancel": cmd_cancel,
     "move-folder": cmd_move_folder,
     "confirm-account": cmd_confirm_account,
     None: cmd_tray,
@@ -364,6 +423,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         print(f"postflow: {exc.message}", file=sys.stderr)
         return EXIT_CONFIG
+    except NotRunning as exc:
+        print(f"postflow: {exc.message}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
     except PostFlowError as exc:
         print(f"postflow: {exc.title}: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE

@@ -20,6 +20,7 @@ from app.auth.ims_client import ImsClient
 from app.auth.service import AuthService, backend_for, client_secret, endpoints_for, keychain_service
 from app.auth.token_provider import TokenProvider
 from app.auth.token_store import TokenStore
+from app.control.server import ControlServer
 from app.core.events import EventBus
 from app.core.jobs import WatchRoot
 from app.core.roots import check_overlaps
@@ -133,7 +134,18 @@ async def running_app(
             )
         stack.push_async_callback(engine.stop)
         await engine.start()
+        control = ControlServer(engine, settings.paths.data_dir, tcp_port=settings.control_port, demo=demo)
+        await control.start()
+        stack.push_async_callback(control.stop)  # first to stop: no command reaches a stopping engine
+        _log_roots(engine)
         yield Session(settings, bus, connections, engine, demo)
+
+
+def _log_roots(engine: EngineService) -> None:
+    """The start-up log says which folder feeds which destination."""
+    for root in engine.roots:
+        target = " / ".join(p for p in (root.workspace, root.project, root.folder) if p)
+        log.info("watching %s → Frame.io %s", root.path, target)
 
 
 async def _start_demo_sandbox(settings: Settings, stack: AsyncExitStack) -> Settings:

@@ -61,8 +61,10 @@ def test_bad_environment_variable_is_named(isolated_env: Path) -> None:
 
 def test_doctor_shows_where_things_are(isolated_env: Path) -> None:
     result = run("doctor", "--sandbox")
-    assert result.returncode == 0
-    assert str(isolated_env / "data") in result.stdout and "sandbox" in result.stdout
+    assert str(isolated_env / "data") in result.stdout and "built-in sandbox" in result.stdout
+    assert "api.frame.io" not in result.stdout and "adobelogin" not in result.stdout  # not used in a demo
+    assert "Demo mode" in result.stdout and "unknown" not in result.stdout
+    assert result.returncode == 1 and "No folder is watched" in result.stdout  # nothing would upload
 
 
 def test_sandbox_prints_url_first_and_is_ready_quickly(tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from typing import Any
 
 from app.core.events import AuthState, Health, Snapshot
 from app.core.jobs import ErrorInfo, Job, JobState, JobView, WatchRoot
+from app.core.units import format_bytes, format_duration
 from app.desktop.login_item import LoginItem
 from app.engine.scheduler import TOUCHED_NOTE
 from app.gui.health_rows import health_rows
 from app.gui.notice_policy import GATHER_AT_MOST, GATHER_SECONDS, ClickTarget, NoticePolicy
-from app.gui.tray_status import TrayLook, format_bytes, format_duration, look_of, status_line, tooltip
+from app.gui.tray_status import TrayLook, look_of, status_line, tooltip
 
 ROOT = WatchRoot("r1", "/Volumes/fs/Renders", "Project X")
 

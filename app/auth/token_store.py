@@ -53,6 +53,16 @@ class TokenStore:
         except keyring.errors.KeyringError as exc:
             raise KeychainError(f"The keychain refused to {action} PostFlow's sign-in: {exc}") from None
 
+    # ---- other secrets kept beside the sign-in (the Discord webhook address) ----
+    def secret(self, key: str) -> str | None:
+        return self._get(key)
+
+    def set_secret(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._delete(key)
+        else:
+            self._set(key, value)
+
     def _get(self, key: str) -> str | None:
         value: str | None = self._call("read", self.backend.get_password, self.service, key)
         return value

@@ -120,9 +120,13 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class HealthChanged:
-    component: str  # "watch:<root id>", "account", "disk"
+    """A check changed: ``component`` is "watch:<root id>", "signin", "network", "clock",
+    "disk", "disk_space", "discord", "account"; ``action`` says what the user can do about it."""
+
+    component: str
     ok: bool
     message: str | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,9 +162,14 @@ class SettingsChanged:
 
 @dataclass(frozen=True)
 class Health:
+    """One health check as it stands: red or green, in words, with what to do and since when."""
+
     component: str
     ok: bool
     message: str | None
+    action: str | None = None
+    label: str = ""
+    since: float = 0.0  # wall-clock seconds of the last change of state or message
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,18 @@ class SnapshotChanged:
     """Published (coalesced, at most a few times a second) whenever the snapshot moved."""
 
     snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class AttemptEnded:
+    """One upload attempt ended (for metrics and logs): ``outcome`` is "delivered", "retry",
+    "failed", "cancelled" or "halted"; ``error_class`` names the kind of trouble, if any."""
+
+    job_id: int
+    outcome: str
+    seconds: float
+    size: int
+    error_class: str | None = None
 
 
 @dataclass(frozen=True)

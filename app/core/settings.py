@@ -60,6 +60,9 @@ class Settings:
     part_timeout: float = 120.0
     listing_settle: float = 30.0
     notifications: bool = True
+    min_free_mb: int = 500
+    health_interval: float = 60.0
+    control_port: int = 0
     watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
@@ -108,6 +111,13 @@ def _bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("true or false")
+
+
+def _port(value: Any) -> int:
+    port: int = _number(0, integer=True)(value)
+    if port > 65535:
+        raise ValueError("a port number from 0 to 65535")
+    return port
 
 
 MAX_COUNT = 2**53  # whole numbers above this lose precision once used as floats
@@ -267,6 +277,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "notifications", "notifications.enabled", ("POSTFLOW_NOTIFICATIONS",), _bool,
         "desktop notifications for delivered files and problems that need you",
+    ),
+    SettingSpec(
+        "min_free_mb", "health.min_free_mb", ("POSTFLOW_MIN_FREE_MB",), _number(0, integer=True),
+        "free space (MB) below which the disk holding PostFlow's queue and logs is a health problem",
+    ),
+    SettingSpec(
+        "health_interval", "health.interval", ("POSTFLOW_HEALTH_INTERVAL",), _number(1),
+        "seconds between health checks (sign-in, Frame.io, clock, free disk, Discord)",
+    ),
+    SettingSpec(
+        "control_port", "control.port", ("POSTFLOW_CONTROL_PORT",), _port,
+        "also serve the control endpoint (status, /metrics) on 127.0.0.1:PORT (0: Unix socket only)",
     ),
 )  # fmt: skip
 

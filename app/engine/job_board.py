@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.core.events import EventBus, JobProgress, JobStateChanged
+from app.core.events import AttemptEnded, EventBus, JobProgress, JobStateChanged
 from app.core.jobs import Job, JobPhase, JobState, JobView
 from app.engine.queue_store import QueueStore
 
@@ -51,6 +51,13 @@ class JobBoard:
         return sum(speed for when, speed in self._speed.values() if now - when < SPEED_STALE)
 
     # ---- changes ----
+    def attempt_ended(
+        self, job: Job, outcome: str, started: float, error: BaseException | None = None
+    ) -> None:
+        """For the metrics: how one attempt ended (``started``: its ``time.monotonic()``)."""
+        error_class = type(error).__name__ if error is not None else None
+        self._bus.publish(AttemptEnded(job.id, outcome, time.monotonic() - started, job.size, error_class))
+
     def publish(self, job: Job) -> None:
         if job.state is JobState.UPLOADING:
             self._last[job.id] = job

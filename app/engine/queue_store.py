@@ -158,7 +158,7 @@ FINISHED_STATES = (JobState.DONE, JobState.CANCELLED, JobState.FAILED)
 _HOLDING = tuple(s.value for s in (*ACTIVE_STATES, JobState.DONE, JobState.FAILED))
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
+def row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
         root_id=row["root_id"],
@@ -284,7 +284,7 @@ class QueueStore:
             "UPDATE jobs SET state = ?, updated_at = ? WHERE state = ?",
             (JobState.PENDING.value, time.time(), JobState.UPLOADING.value),
         )
-        return [_row_to_job(r) for r in rows]
+        return [row_to_job(r) for r in rows]
 
     async def close(self) -> None:
         def shut() -> None:
@@ -332,7 +332,7 @@ class QueueStore:
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (root_id, rel_path, abs_path, size, mtime_ns, JobState.PENDING.value, now, now),
             )
-            job = _row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone())
+            job = row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone())
             replaced = tuple(_fetch(db, r["id"]) for r in older)
             return Added(job, replaced)
 
@@ -353,7 +353,7 @@ class QueueStore:
                 rows = db.execute(
                     f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", wanted
                 ).fetchall()
-            return [_row_to_job(r) for r in rows]
+            return [row_to_job(r) for r in rows]
 
         return await self._run(fetch)
 
@@ -366,7 +366,7 @@ class QueueStore:
                 "AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1",
                 (root_id, rel_path, size, JobState.DONE.value),
             ).fetchone()
-            return None if row is None else _row_to_job(row)
+            return None if row is None else row_to_job(row)
 
         return await self._run(fetch)
 
@@ -392,7 +392,7 @@ class QueueStore:
                 "create_started_at IS NOT NULL) ORDER BY id",
                 (JobState.CANCELLED.value, JobState.FAILED.value),
             ).fetchall()
-            return [_row_to_job(r) for r in rows]
+            return [row_to_job(r) for r in rows]
 
         return await self._run(fetch)
 
@@ -552,7 +552,7 @@ class QueueStore:
             rows = db.execute(
                 f"SELECT * FROM jobs WHERE {paged} ORDER BY id DESC LIMIT ?", (*page_args, limit + 1)
             ).fetchall()
-            jobs = tuple(_row_to_job(r) for r in rows[:limit])
+            jobs = tuple(row_to_job(r) for r in rows[:limit])
             more = len(rows) > limit
             if not more and query.before_id is None:
                 total = len(jobs)  # the page scan saw every match: no second pass (text search)
@@ -700,7 +700,7 @@ class QueueStore:
 
 def _fetch_or_none(db: sqlite3.Connection, job_id: int) -> Job | None:
     row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else _row_to_job(row)
+    return None if row is None else row_to_job(row)
 
 
 def _fetch(db: sqlite3.Connection, job_id: int) -> Job:

@@ -294,9 +294,9 @@ class Scheduler:
         if self.blocked():  # paused, signed out or another account since the scheduler looked
             await self._board.cas(job.id, JobState.PENDING, (JobState.UPLOADING,), attempts=job.attempts - 1)
             return
+        started = time.monotonic()
         try:
             log.info("%s: upload started (attempt %d)", job.rel_path, job.attempts)
-            started = time.monotonic()
             root = self._roots[job.root_id]
             account_id = await self._account_id(job)
             sha256, skipped = await self._touched_only(job, root, account_id)
@@ -314,10 +314,12 @@ class Scheduler:
                 log.info("%s: delivered, but it was cancelled meanwhile", job.rel_path)
                 return
             self._health(NETWORK, None)
+            self._board.attempt_ended(job, "delivered", started)
             seconds = max(time.monotonic() - started, 1e-6)
             log.info("%s: delivered to Frame.io (%d bytes in %.1fs, %.1f MB/s)", job.rel_path, job.size,
                      seconds, job.size / seconds / 1e6)  # fmt: skip
         except SignedOut as exc:
+            self._board.attempt_ended(job, "halted", started, exc)
             await self._board.set(job, JobState.PENDING, last_error=exc.message, error_title=exc.title,
                                   error_retryable=True)  # fmt: skip
             if self._provider.tokens is None:
@@ -326,16 +328,18 @@ class Scheduler:
                 self.retry_later(job.id, 1.0)
         except SourceUnavailable as exc:  # a volume went away: wait for it, lose nothing
             log.warning("%s: %s", job.rel_path, exc.message)
+            self._board.attempt_ended(job, "retry", started, exc)
             self.retry_later(job.id, 15.0)
             await self._board.set(job, JobState.PENDING, last_error=exc.message, error_title=exc.title,
                                   error_retryable=True)  # fmt: skip
         except FileChanged as exc:
             log.info("%s: %s", job.rel_path, exc.message)
+            self._board.attempt_ended(job, "cancelled", started, exc)
             await self._board.set(job, JobState.CANCELLED, last_error=exc.message, error_title=exc.title,
                                   error_retryable=False)  # fmt: skip
             self._forget_file(job.root_id, job.rel_path)
         except PostFlowError as exc:
-            await self._failed(job, exc)
+            await self._failed(job, exc, started)
 
     async def _touched_only(self, job: Job, root: WatchRoot, account_id: str) -> tuple[str | None, bool]:
         """A delivered version of this path and size exists: if the bytes are the same (only the
@@ -366,20 +370,19 @@ class Scheduler:
                               last_error=None)  # fmt: skip
         return digest, True
 
-    async def _failed(self, job: Job, exc: PostFlowError) -> None:
+    async def _failed(self, job: Job, exc: PostFlowError, started: float) -> None:
         """Retryable trouble (network, throttling, outages) retries forever, at most 5 minutes
         apart: an overnight outage must not leave a queue of failures. Trouble that rarely
         heals by itself (a refusal, an unreadable file) gets a few tries of its own, whatever
         else interrupted the job meanwhile; final errors stop at once."""
         if isinstance(exc, ServiceUnavailable) and exc.status is None:
-            self._health(
-                NETWORK, f"{exc.message} Check the internet connection: uploads resume by themselves."
-            )
+            self._health(NETWORK, exc.message)
         limit = attempt_limit(exc)
         refusals = job.refusals + 1 if limit is not None else job.refusals
         if exc.retryable and (limit is None or refusals < limit):
             wait = min(RETRY_CAP, self.retry_base * 2 ** min(job.attempts - 1, 10))
             log.warning("%s: %s (attempt %d, next in %.0fs)", job.rel_path, exc.message, job.attempts, wait)
+            self._board.attempt_ended(job, "retry", started, exc)
             self.retry_later(job.id, wait)
             await self._board.set(job, JobState.PENDING, last_error=exc.message, error_title=exc.title,
                                   error_retryable=True, refusals=refusals)  # fmt: skip
@@ -387,5 +390,6 @@ class Scheduler:
         self._resolver.forget()  # a 404 may mean a folder was deleted: look again next time
         after = f" (after {refusals} tries)" if limit is not None else ""
         log.error("%s: %s: %s%s", job.rel_path, exc.title, exc.message, after)
+        self._board.attempt_ended(job, "failed", started, exc)
         await self._board.set(job, JobState.FAILED, last_error=f"{exc.message}{after}", error_title=exc.title,
                               error_retryable=exc.retryable, refusals=refusals)  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -44,9 +45,13 @@ from app.engine.bandwidth import BandwidthLimiter
 from app.engine.destination_browser import DestinationBrowser
 from app.engine.destinations import DestinationResolver
 from app.engine.file_filter import FileFilter
+from app.engine.health_monitor import HealthMonitor, label_for
+from app.engine.health_probes import HealthProbes, signin_words
 from app.engine.instance_lock import InstanceLock
 from app.engine.job_board import JobBoard
 from app.engine.live_settings import parse_live
+from app.engine.loop_lag import LoopLag
+from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, QueueStore
@@ -121,10 +126,18 @@ class EngineService:
             config_file=settings.paths.config_file, persist=persist, default_account=settings.account_id,
         )  # fmt: skip
         self._persist = persist
-        self._health_items: dict[str, Health] = {}
+        self.health_monitor = HealthMonitor(bus)
+        self.loop_lag = LoopLag()
+        self.metrics = EngineMetrics(bus, self.loop_lag, lambda: auth.provider.refresh_count)
+        self._red: set[str] = set()
+        self._probes = HealthProbes(
+            self.health_monitor, frameio, auth.provider,
+            {"data": settings.paths.data_dir, "logs": settings.paths.log_dir}, settings.min_free_mb,
+        )  # fmt: skip
         self._tasks: set[asyncio.Task[Any]] = set()
         self._snapshot_due = asyncio.Event()
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._health_task: asyncio.Task[None] | None = None
         self.paused = False
         self._locked = False
         self._started = False
@@ -158,15 +171,18 @@ class EngineService:
         await self._watcher.start()
         self.scheduler.start(self._save_root_identities)
         self._snapshot_task = asyncio.get_running_loop().create_task(self._publish_snapshots())
+        self._health_task = asyncio.get_running_loop().create_task(self._check_health_regularly())
+        self._spawn(self.loop_lag.run())
         self._started = True
         self._announce()
 
     async def stop(self) -> None:
         """Stop cleanly: parts in flight are abandoned, finished parts are already recorded."""
         self._unsubscribe()
+        self.metrics.close()
         self._frameio.on_reachability = None
         await self._watcher.stop()
-        for task in (self._snapshot_task, *self._tasks):
+        for task in (self._snapshot_task, self._health_task, *self._tasks):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -224,8 +240,29 @@ class EngineService:
             account_problem=self._guard.account_mismatch, auth=self._auth.provider.state,
             user_email=tokens.user_email if tokens else None,
             account_id=tokens.account_id if tokens else None,
-            health=tuple(self._health_items.values()), roots=tuple(self._roots.values()),
+            health=self.health_monitor.items(self._roots.values()), roots=tuple(self._roots.values()),
         )  # fmt: skip
+
+    async def check_health(self) -> tuple[Health, ...]:
+        """Run every check now ("Check now", ``postflow doctor``) and return them all."""
+        await self._watcher.scan_once()  # the watch folders judged afresh too
+        await self._probes.run()
+        return self.health_monitor.items(self._roots.values())
+
+    def health(self) -> tuple[Health, ...]:
+        return self.health_monitor.items(self._roots.values())
+
+    def add_health_check(self, name: str, probe: Any) -> None:
+        """Another part's check (the Discord webhook), run with the engine's own."""
+        self._probes.add(name, probe)
+
+    async def _check_health_regularly(self) -> None:
+        while True:
+            try:
+                await self._probes.run()
+            except Exception:
+                log.exception("health checks failed")
+            await asyncio.sleep(self.settings.health_interval)
 
     def settling(self) -> int:
         """Files seen but not yet stable (or not yet queued)."""
@@ -334,8 +371,9 @@ class EngineService:
         ended = await self.store.end_root_jobs(root_id, NO_LONGER_WATCHED)
         for job in ended:
             self._board.publish(job)
-        if self._health_items.pop(f"watch:{root_id}", None) is not None:
+        if self.health_monitor.get(f"watch:{root_id}") is not None:
             self.bus.publish(HealthChanged(f"watch:{root_id}", True, None))
+            self.health_monitor.forget(f"watch:{root_id}")
         self._roots_changed()
         self._wake()
         return ended
@@ -424,8 +462,12 @@ class EngineService:
                               AuthStateChanged, RootsChanged, SettlingChanged)):  # fmt: skip
             self._snapshot_due.set()
         if isinstance(event, HealthChanged):
-            self._health_items[event.component] = Health(event.component, event.ok, event.message)
-        if not isinstance(event, AuthStateChanged) or not self._started:
+            self.health_monitor.record(event)
+            self._log_health(event)
+        if not isinstance(event, AuthStateChanged):
+            return
+        self.health_monitor.set("signin", *signin_words(self._auth.provider, time.time()))
+        if not self._started:
             return
         if event.state is AuthState.SIGNED_OUT:
             self._spawn(self._guard.signed_out())
@@ -454,16 +496,15 @@ class EngineService:
         self.scheduler.cancel_cleanups()
 
     def _reachability(self, problem: str | None) -> None:
-        words = f"{problem} Check the internet connection: uploads resume by themselves." if problem else None
-        self._health(NETWORK, words)
+        self._health(NETWORK, problem)
 
     def _health(self, component: str, problem: str | None) -> None:
-        before = self._health_items.get(component)
-        if (before.message if before else None) == problem:
+        before = self.health_monitor.get(component)
+        if before is not None and not before.ok and before.message == problem:
             return
-        if problem:
-            log.error("%s", problem)
-        self.bus.publish(HealthChanged(component, problem is None, problem))  # recorded by _on_event
+        if before is None and problem is None:
+            return  # nothing was wrong: nothing to say
+        self.health_monitor.set(component, problem)
 
     async def _found(self, found: FoundFile) -> None:
         if found.root.id not in self._roots:
@@ -479,6 +520,16 @@ class EngineService:
             log.info("%s: queued (%d bytes)", job.rel_path, job.size)
             self.bus.publish(JobAdded(job.id, job.rel_path, job.root_id, job.size))
             self._wake()
+
+    def _log_health(self, event: HealthChanged) -> None:
+        """Every change of a check is in the log, its recovery too (not only its failure)."""
+        label = label_for(event.component, self._roots)
+        if not event.ok:
+            self._red.add(event.component)
+            log.error("health: %s: %s", label, event.message)
+        elif event.component in self._red:
+            self._red.discard(event.component)
+            log.info("health: %s: OK again%s", label, f" ({event.message})" if event.message else "")
 
     def _settling_changed(self, files: tuple[SettlingFile, ...]) -> None:
         self.bus.publish(SettlingChanged(files))

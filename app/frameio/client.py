@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,6 +29,7 @@ from app.frameio.token_source import TokenSource
 log = logging.getLogger(__name__)
 # Sent before any byte left: safe to retry even for a non-idempotent call.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+PING_TIMEOUT = 10.0
 
 
 class FrameioClient:
@@ -128,6 +130,22 @@ class FrameioClient:
             if status == 404:
                 raise NotFound(f"Not found on Frame.io: {detail}", status=404)
             raise Rejected(f"Frame.io refused {operation}: {detail}", status=status)
+
+    async def ping(self) -> float | None:
+        """Does Frame.io answer at all (any HTTP answer counts, even a refusal)? Returns the
+        server's clock (its ``Date`` header, epoch seconds) or None without one. No token is
+        sent: the health check works while signed out. Raises ``ServiceUnavailable``."""
+        try:
+            response = await self._http.get("/v4/me", auth=None, timeout=PING_TIMEOUT)
+        except httpx.TransportError as exc:
+            problem = f"Frame.io cannot be reached ({type(exc).__name__})."
+            self._reachable(problem)
+            raise ServiceUnavailable(problem) from None
+        self._reachable(None)
+        try:
+            return parsedate_to_datetime(response.headers["date"]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
 
     def _reachable(self, problem: str | None) -> None:
         if (problem is not None) == self._unreachable:

@@ -19,10 +19,11 @@ class HealthRow:
 def health_rows(snap: Snapshot) -> list[HealthRow]:
     reported = {h.component: h for h in snap.health}
     rows: list[HealthRow] = []
+    signin = reported.get("signin")
     if snap.auth is AuthState.SIGNED_IN:
-        rows.append(
-            HealthRow("Adobe sign-in", True, f"Signed in as {snap.user_email or 'your Adobe account'}.")
-        )
+        words = signin.message if signin is not None and signin.ok and signin.message else None
+        words = words or f"Signed in as {snap.user_email or 'your Adobe account'}."
+        rows.append(HealthRow("Adobe sign-in", True, words))
     else:
         rows.append(HealthRow(
             "Adobe sign-in", False,
@@ -52,8 +53,10 @@ def health_rows(snap: Snapshot) -> list[HealthRow]:
         rows.append(HealthRow("PostFlow's data disk", False, disk.message or "The data disk has a problem."))
     else:
         rows.append(HealthRow("PostFlow's data disk", True, "The queue is being saved."))
-    known = {"network", "disk", "account", *(f"watch:{r.id}" for r in snap.roots)}
+    known = {"signin", "network", "disk", "account", *(f"watch:{r.id}" for r in snap.roots)}
     for component, health in reported.items():
-        if component not in known and not health.ok:
-            rows.append(HealthRow(component, False, health.message or "Problem."))
+        if component in known or (health.ok and not health.message):
+            continue
+        words = " ".join(w for w in (health.message or ("" if health.ok else "Problem."), health.action) if w)
+        rows.append(HealthRow(health.label or component, health.ok, words))
     return rows

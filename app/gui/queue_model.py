@@ -19,8 +19,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 
 from app.core.events import JobAdded, JobProgress, JobStateChanged, SettlingChanged, SettlingFile
 from app.core.jobs import ACTIVE_STATES, Job, JobPhase, JobState, JobView, WatchRoot
+from app.core.units import format_bytes, format_duration, format_speed
 from app.engine.queue_store import HistoryPage, HistoryQuery
-from app.gui.tray_status import format_bytes, format_duration, format_speed
 
 Index = QModelIndex | QPersistentModelIndex
 PAGE = 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 from app.core.events import AuthState, Snapshot
+from app.core.units import format_duration, format_speed
 
 
 class TrayLook(Enum):
@@ -41,32 +42,6 @@ def progress_percent(snapshot: Snapshot) -> int | None:
         return None
     done = snapshot.bytes_total - snapshot.bytes_left
     return max(0, min(100, int(done * 100 / snapshot.bytes_total)))
-
-
-def format_bytes(count: float) -> str:
-    """Decimal units, as Finder and Frame.io show sizes."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}".replace(".0 ", " ")
-        count /= 1000
-    raise AssertionError("unreachable")
-
-
-def format_speed(bytes_per_second: float) -> str:
-    return f"{format_bytes(bytes_per_second)}/s"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return "less than a minute" if seconds >= 5 else "a few seconds"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def _files(count: int) -> str:

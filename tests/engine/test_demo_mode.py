@@ -41,7 +41,8 @@ def test_headless_demo_delivers_without_account_or_keychain(tmp_path: Path, isol
     assert "demo mode: built-in sandbox" in text and "Day 01/A001.mov: delivered" in text
     status = subprocess.run([sys.executable, "-m", "app", "status", "--json"], capture_output=True, text=True,
                             env=env, timeout=60)  # fmt: skip
-    assert json.loads(status.stdout)["counts"] == {"done": 1}
+    counts = json.loads(status.stdout)["queue"]["counts"]
+    assert counts["done"] == 1 and sum(counts.values()) == 1
 
 
 def _wait_in_log(log: Path, text: str, proc: subprocess.Popen[bytes], count: int = 1) -> str:
