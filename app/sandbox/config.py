@@ -57,7 +57,10 @@ class SandboxConfig:
     rate_limit_scale: float = 1.0
     part_size: int = 25 * MiB
     part_url_lifetime: float = 86400.0
+    #: Seconds of processing every file takes, plus its size over ``transcode_bytes_per_second``
+    #: (0: no size-dependent part), before it is "transcoded" and its proxies exist.
     transcode_delay: float = 0.2
+    transcode_bytes_per_second: float = 0.0
     #: Seconds between the last part arriving and the file counting as uploaded (assembly).
     assembly_delay: float = 0.0
     remote_upload_max: int = 50 * 1000**3

@@ -40,9 +40,11 @@ class Sandbox:
         self.issue_refresh_tokens = True
         self.retry_after_header = False
         self.fail_next_uploads = 0  # the next N complete local uploads end in upload_failed
+        self.fail_next_transcodes = 0  # the next N uploaded files cannot be processed
         self.stats: Counter[str] = Counter()
         self.discord_messages: list[dict[str, Any]] = []
         self.discord_windows: dict[str, list[float]] = {}
+        self.discord_deleted: set[str] = set()  # webhook ids deleted (DELETE, as in Discord's settings)
         self.background: set[asyncio.Task[Any]] = set()
         self.hashes: dict[str, PartHasher] = {}  # file id -> running sha256 of received parts
         self.base_url = ""

@@ -89,6 +89,7 @@ async def reset(request: web.Request) -> web.Response:
     sb.stats.clear()
     sb.discord_messages.clear()
     sb.discord_windows.clear()
+    sb.discord_deleted.clear()
     sb.ims.token_requests.clear()
     sb.ims.revoked.clear()
     return json_response({"ok": True})

@@ -1,4 +1,6 @@
-"""Discord webhooks: Discord's validation, its per-webhook rate limit and 429 shape."""
+"""Discord webhooks: Discord's validation, its per-webhook rate limit and 429 shape; a webhook
+can be read (``GET``, how a client checks it still exists) and deleted (``DELETE``, as someone
+removing it in the server's settings), after which every call answers 404 Unknown Webhook."""
 
 from __future__ import annotations
 
@@ -21,6 +23,43 @@ def _error(status: int, message: str, code: int) -> web.Response:
     return json_response({"message": message, "code": code}, status)
 
 
+def _refusal(sb: Any, webhook_id: str, token: str) -> web.Response | None:
+    if not webhook_id.isdigit() or webhook_id in sb.discord_deleted:
+        return _error(404, "Unknown Webhook", 10015)
+    if token == "invalid":
+        return _error(401, "Invalid Webhook Token", 50027)
+    return None
+
+
+def _webhook_object(webhook_id: str, token: str) -> dict[str, Any]:
+    """Discord's webhook object as ``GET /webhooks/{id}/{token}`` returns it (no ``user``)."""
+    return {"id": webhook_id, "type": 1, "name": "PostFlow sandbox", "avatar": None,
+            "channel_id": "100000000000000001", "guild_id": "100000000000000000",
+            "application_id": None, "token": token}  # fmt: skip
+
+
+@routes.get("/discord/api/webhooks/{webhook_id}/{token}")
+async def get_webhook(request: web.Request) -> web.Response:
+    sb = get_sandbox(request)
+    sb.stats["discord.get"] += 1
+    kind = sb.faults.pick("discord")
+    if kind is not None:
+        return await fault_response(sb, request, "discord", kind)
+    webhook_id, token = request.match_info["webhook_id"], request.match_info["token"]
+    return _refusal(sb, webhook_id, token) or json_response(_webhook_object(webhook_id, token))
+
+
+@routes.delete("/discord/api/webhooks/{webhook_id}/{token}")
+async def delete_webhook(request: web.Request) -> web.Response:
+    sb = get_sandbox(request)
+    webhook_id, token = request.match_info["webhook_id"], request.match_info["token"]
+    refusal = _refusal(sb, webhook_id, token)
+    if refusal is not None:
+        return refusal
+    sb.discord_deleted.add(webhook_id)
+    return web.Response(status=204)
+
+
 @routes.post("/discord/api/webhooks/{webhook_id}/{token}")
 async def execute_webhook(request: web.Request) -> web.Response:
     sb = get_sandbox(request)
@@ -29,10 +68,9 @@ async def execute_webhook(request: web.Request) -> web.Response:
     if kind is not None:
         return await fault_response(sb, request, "discord", kind)
     webhook_id, token = request.match_info["webhook_id"], request.match_info["token"]
-    if not webhook_id.isdigit():
-        return _error(404, "Unknown Webhook", 10015)
-    if token == "invalid":
-        return _error(401, "Invalid Webhook Token", 50027)
+    refusal = _refusal(sb, webhook_id, token)
+    if refusal is not None:
+        return refusal
     now = sb.clock.now()
     window = sb.discord_windows.setdefault(webhook_id, [])
     window[:] = [t for t in window if t > now - WINDOW]

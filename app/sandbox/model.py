@@ -97,6 +97,8 @@ class File:
     part_sizes: list[int] = field(default_factory=list)
     parts_received: list[int] = field(default_factory=list)
     upload_failed: bool = False
+    #: Frame.io could not process it: "transcoded" (processing over) with no playable rendition.
+    transcode_failed: bool = False
     uploaded_at: str | None = None
     sha256: str | None = None
     source: str = "local"  # local | remote

@@ -55,6 +55,10 @@ def _set_fail_next(sb: Sandbox, value: Any) -> None:
     sb.fail_next_uploads = value
 
 
+def _set_fail_transcodes(sb: Sandbox, value: Any) -> None:
+    sb.fail_next_transcodes = value
+
+
 SETTINGS: Mapping[str, Setting] = {
     "access_token_lifetime": _config("access_token_lifetime", 0, float),
     "refresh_token_lifetime": _config("refresh_token_lifetime", 0, float),
@@ -65,6 +69,8 @@ SETTINGS: Mapping[str, Setting] = {
     "part_url_lifetime": _config("part_url_lifetime", 0, float),
     "stall_seconds": _config("stall_seconds", 0, float),
     "transcode_delay": _config("transcode_delay", 0, float),
+    "transcode_bytes_per_second": _config("transcode_bytes_per_second", 0, float),
+    "fail_next_transcodes": Setting(int, lambda sb: sb.fail_next_transcodes, _set_fail_transcodes, 0),
     "assembly_delay": _config("assembly_delay", 0, float),
     "fail_next_uploads": Setting(int, lambda sb: sb.fail_next_uploads, _set_fail_next, 0),
     "keep_bytes": _config("keep_bytes", None, bool),

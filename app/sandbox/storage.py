@@ -84,20 +84,28 @@ def download_url(sb: Sandbox, f: File) -> str:
     return f"{sb.base_url}{path}?{query}"
 
 
+RENDITIONS = ("high_quality", "efficient")  # download_url only
+IMAGES = ("thumbnail", "thumbnail_high_quality", "video_h264_180", "scrub_sheet")  # url and download_url
+
+
 def media_links(sb: Sandbox, f: File, includes: set[str]) -> dict[str, object] | None:
-    """The ``media_links`` object for ``include=media_links.*``; only the original exists here."""
+    """The ``media_links`` object for ``include=media_links.*``. The original exists once the
+    bytes are in; proxies and thumbnails only once the file is transcoded (and never when its
+    processing failed), so a client that checks too early sees what a reviewer would: nothing
+    to play yet. Proxies are served from the original's bytes."""
     wanted = {i.split(".", 1)[1] for i in includes if i.startswith("media_links.")}
     if not wanted:
         return None
     url = download_url(sb, f) if f.status != "created" else None
+    proxy = url if f.status == "transcoded" and not f.transcode_failed else None
     links: dict[str, object] = {}
     for kind in wanted:
         if kind == "original":
             links[kind] = {"download_url": url, "inline_url": url}
-        elif kind in ("high_quality", "efficient"):
-            links[kind] = {"download_url": None}
+        elif kind in RENDITIONS:
+            links[kind] = {"download_url": proxy}
         else:
-            links[kind] = {"download_url": None, "url": None}
+            links[kind] = {"download_url": proxy, "url": proxy}
     return links
 
 
@@ -131,8 +139,12 @@ def _uploaded(sb: Sandbox, f: File) -> None:
 
 
 async def _transcode(sb: Sandbox, f: File) -> None:
-    await asyncio.sleep(sb.config.transcode_delay)
+    rate = sb.config.transcode_bytes_per_second
+    await asyncio.sleep(sb.config.transcode_delay + (f.file_size / rate if rate > 0 else 0.0))
     if f.id in sb.store.files and f.status == "uploaded":
+        if sb.fail_next_transcodes > 0:
+            sb.fail_next_transcodes -= 1
+            f.transcode_failed = True
         f.status = "transcoded"
         f.updated_at = sb.clock.iso()
         sb.store.changed()
