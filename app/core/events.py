@@ -226,6 +226,21 @@ class AttemptEnded:
 
 
 @dataclass(frozen=True)
+class FileReviewed:
+    """Frame.io finished preparing a delivered file: ``ready`` (transcoded, proxies present: a
+    reviewer can play it) or not (Frame.io could not process it; ``message`` says so)."""
+
+    job_id: int
+    root_id: str
+    rel_path: str
+    size: int
+    link: str | None
+    ready: bool
+    message: str | None = None
+    waited_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class EngineStateChanged:
     running: bool
     paused: bool

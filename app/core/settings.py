@@ -33,6 +33,8 @@ DEFAULT_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".dpx", ".psd", ".pdf",
 )  # fmt: skip
 DEFAULT_IGNORE = ("*.tmp", "*.part", ".*", ".DS_Store", "._*", "*.crdownload", "*~")
+DISCORD_EVENTS = ("uploaded", "ready", "failed", "signin", "summary")
+DEFAULT_DISCORD_EVENTS = ("ready", "failed", "signin", "summary")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class Settings:
     min_free_mb: int = 500
     health_interval: float = 60.0
     control_port: int = 0
+    discord_events: tuple[str, ...] = DEFAULT_DISCORD_EVENTS
+    discord_coalesce_seconds: float = 10.0
+    discord_summary_time: str = "18:00"
+    machine_name: str = ""
     watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
@@ -190,6 +196,24 @@ def _extensions(value: Any) -> tuple[str, ...]:
     return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in items)
 
 
+def _discord_events(value: Any) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(v.lower() for v in _list(value)))
+    bad = [e for e in items if e not in DISCORD_EVENTS]
+    if bad:
+        raise ValueError(f"a list of {', '.join(DISCORD_EVENTS)} (not {', '.join(bad)})")
+    return items
+
+
+_CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _clock_time(value: Any) -> str:
+    match = _CLOCK.match(str(value).strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError('a local time of day such as "18:00" (24-hour clock)')
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str  # attribute of Settings
@@ -289,6 +313,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "control_port", "control.port", ("POSTFLOW_CONTROL_PORT",), _port,
         "also serve the control endpoint (status, /metrics) on 127.0.0.1:PORT (0: Unix socket only)",
+    ),
+    SettingSpec(
+        "discord_events", "discord.events", ("POSTFLOW_DISCORD_EVENTS",), _discord_events,
+        "what the Discord channel hears: uploaded, ready (to review), failed, signin, summary",
+    ),
+    SettingSpec(
+        "discord_coalesce_seconds", "discord.coalesce_seconds", ("POSTFLOW_DISCORD_COALESCE_SECONDS",),
+        _number(0), "files finishing within this many seconds share one Discord message (at most 30 s wait)",
+    ),
+    SettingSpec(
+        "discord_summary_time", "discord.summary_time", ("POSTFLOW_DISCORD_SUMMARY_TIME",), _clock_time,
+        "local time of the daily summary (HH:MM, 24-hour clock)",
+    ),
+    SettingSpec(
+        "machine_name", "discord.machine_name", ("POSTFLOW_MACHINE_NAME",), _str,
+        "this computer's name in Discord messages (empty: its host name)",
     ),
 )  # fmt: skip
 

@@ -71,6 +71,10 @@ def tokens_words(tokens: TokenSet | None, now: float) -> tuple[str | None, str]:
     if tokens is None:
         return "Signed out: uploads wait (nothing is lost) until you sign in again.", ""
     who = tokens.user_email or tokens.user_name or "your Adobe account"
+    if tokens.user_name and tokens.user_email:
+        who = f"{tokens.user_name} <{tokens.user_email}>"
+    if tokens.account_id:
+        who += f" (account {tokens.account_id})"
     until = datetime.fromtimestamp(tokens.expires_at).strftime("%Y-%m-%d %H:%M")
     if tokens.refresh_token:
         return None, f"Signed in as {who}; the sign-in renews itself (current token valid until {until})."

@@ -144,12 +144,39 @@ CREATE TABLE root_baseline (
 # block a second upload); indexes for paged history and the snapshot; and the files a root held
 # when it was added with "only new files" (its baseline, never uploaded).
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3)
+_V4 = """
+ALTER TABLE jobs ADD COLUMN review_state TEXT;
+ALTER TABLE jobs ADD COLUMN review_at REAL;
+CREATE INDEX jobs_by_review ON jobs (review_state, id);
+CREATE TABLE team_notices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX outbox_by_state ON outbox (state, id);
+"""
+# v4: "ready to review" follow-up of delivered files (``review_state``: waiting, ready, failed,
+# gave_up; ``review_at``: when it was settled); what the team is to hear (``team_notices``: events
+# not yet gathered into a message) and the Discord outbox (``outbox``: each message, sent once).
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4)
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
            "refusals", "abs_path", "error_title", "error_retryable", "remote_url")  # fmt: skip
 _UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at")
-_FIELDS = frozenset(_PUBLIC + _UPLOAD)
+_REVIEW = ("review_state", "review_at")
+_FIELDS = frozenset(_PUBLIC + _UPLOAD + _REVIEW)
 _CLEARED_UPLOAD: dict[str, Any] = {
     "remote_file_id": None, "folder_id": None, "media_type": None, "create_started_at": None,
     "urls_expire_at": None, "bytes_done": 0, "remote_url": None,
@@ -449,6 +476,45 @@ class QueueStore:
 
         return await self._run(write)
 
+    async def supersede_failed(self, delivered: Job) -> list[Job]:
+        """Earlier failed rows of a path that is now delivered say so (cancelled, with the job
+        that delivered it), instead of a red "failed" next to a file that is on Frame.io."""
+
+        def write(db: sqlite3.Connection) -> list[Job]:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state = ? AND id < ?",
+                (delivered.root_id, delivered.rel_path, JobState.FAILED.value, delivered.id),
+            )]  # fmt: skip
+            note = f"Delivered by a later upload (job {delivered.id})."
+            for job_id in ids:
+                db.execute("UPDATE jobs SET state = ?, note = ?, updated_at = ? WHERE id = ?",
+                           (JobState.CANCELLED.value, note, time.time(), job_id))  # fmt: skip
+            return [_fetch(db, job_id) for job_id in ids]
+
+        return await self._run(write)
+
+    # ---- "ready to review" follow-up ----
+    async def reviews_waiting(self) -> list[tuple[Job, str | None, float]]:
+        """Delivered jobs whose Frame.io processing is still followed: (job, account, since)."""
+
+        def fetch(db: sqlite3.Connection) -> list[tuple[Job, str | None, float]]:
+            rows = db.execute("SELECT * FROM jobs WHERE review_state = 'waiting' ORDER BY id").fetchall()
+            return [(row_to_job(r), r["account_id"], r["review_at"] or r["updated_at"]) for r in rows]
+
+        return await self._run(fetch)
+
+    async def settle_review(self, job_id: int, outcome: str) -> bool:
+        """``ready``, ``failed`` or ``gave_up``, once: False if it was settled already."""
+
+        def write(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE jobs SET review_state = ?, review_at = ? WHERE id = ? AND review_state = 'waiting'",
+                (outcome, time.time(), job_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(write)
+
     # ---- upload state (the uploader's own) ----
     async def upload_state(self, job_id: int) -> UploadState:
         def fetch(db: sqlite3.Connection) -> UploadState:
@@ -680,6 +746,11 @@ class QueueStore:
             return moved
 
         return await self._run(write)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one transaction on the store's thread: for the small stores that keep
+        their own tables in this database (the Discord outbox, review follow-up)."""
+        return await self._run(fn)
 
     async def meta(self, key: str) -> str | None:
         def fetch(db: sqlite3.Connection) -> str | None:

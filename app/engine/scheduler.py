@@ -245,7 +245,8 @@ class Scheduler:
                 # Complete before it was moved, changed or replaced: that version is delivered.
                 log.info("%s: its upload had completed; kept on Frame.io", job.rel_path)
                 note = "Delivered before the file was moved or changed."
-                kept = {"remote_file_id": up.remote_file_id, "note": note}
+                kept = {"remote_file_id": up.remote_file_id, "note": note,
+                        "review_state": "waiting", "review_at": time.time()}  # fmt: skip
                 await self._board.cas(job.id, JobState.DONE, (JobState.CANCELLED, JobState.FAILED), **kept)
                 return
             if up.remote_file_id:
@@ -308,7 +309,7 @@ class Scheduler:
             up = await self._store.upload_state(job.id)
             done = await self._board.cas(
                 job.id, JobState.DONE, (JobState.UPLOADING,), last_error=None, sha256=sha256,
-                remote_file_id=up.remote_file_id,
+                remote_file_id=up.remote_file_id, review_state="waiting", review_at=time.time(),
             )  # fmt: skip
             if done is None:
                 log.info("%s: delivered, but it was cancelled meanwhile", job.rel_path)

@@ -55,6 +55,7 @@ from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, QueueStore
+from app.engine.review_watch import ReviewWatch
 from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
@@ -126,6 +127,7 @@ class EngineService:
             config_file=settings.paths.config_file, persist=persist, default_account=settings.account_id,
         )  # fmt: skip
         self._persist = persist
+        self.review_watch = ReviewWatch(self.store, frameio, bus, self._review_account)
         self.health_monitor = HealthMonitor(bus)
         self.loop_lag = LoopLag()
         self.metrics = EngineMetrics(bus, self.loop_lag, lambda: auth.provider.refresh_count)
@@ -170,6 +172,7 @@ class EngineService:
             self._watcher.add_root(root)
         await self._watcher.start()
         self.scheduler.start(self._save_root_identities)
+        self.review_watch.start()
         self._snapshot_task = asyncio.get_running_loop().create_task(self._publish_snapshots())
         self._health_task = asyncio.get_running_loop().create_task(self._check_health_regularly())
         self._spawn(self.loop_lag.run())
@@ -187,6 +190,7 @@ class EngineService:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self._guard.stop()
+        await self.review_watch.stop()
         await self.scheduler.stop()
         await self._parts_http.aclose()
         if self._started:
@@ -413,6 +417,21 @@ class EngineService:
         if not project.view_url:
             raise ConfigError(f"Frame.io gave no web address for project {project.name!r}.")
         return project.view_url
+
+    def destination_of(self, root_id: str, rel_path: str) -> str:
+        """Where a file of a watched folder goes on Frame.io, in words: "Project / Folder / sub"."""
+        root = self._roots.get(root_id)
+        if root is None:
+            return ""
+        parts = [root.project, *root.folder.split("/"), *rel_path.split("/")[:-1]]
+        return " / ".join(p for p in parts if p)
+
+    def _review_account(self, job: Job, used: str | None) -> str | None:
+        root = self._roots.get(job.root_id)
+        tokens = self._auth.provider.tokens
+        if tokens is None:
+            return None
+        return used or (root.account_id if root else "") or self.settings.account_id or tokens.account_id
 
     def accept_empty_root(self, root_id: str) -> None:
         """The user emptied the folder on purpose (it is not an unmounted volume)."""

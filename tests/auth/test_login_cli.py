@@ -53,7 +53,8 @@ def test_login_prints_a_url_and_the_listener_takes_one_request(sandbox: Any, tmp
     doctor = subprocess.run(
         [sys.executable, "-m", "app", "doctor"], capture_output=True, text=True, env=env, timeout=60
     )
-    assert "signed in   : Sandbox Editor <editor@sandbox.postflow.invalid>, account " in doctor.stdout
+    signed_in = "[ok  ] Adobe sign-in: Signed in as Sandbox Editor <editor@sandbox.postflow.invalid>"
+    assert signed_in in doctor.stdout
 
     logout = subprocess.run(
         [sys.executable, "-m", "app", "logout"], capture_output=True, text=True, env=env, timeout=60
