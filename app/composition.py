@@ -27,6 +27,9 @@ from app.core.roots import check_overlaps
 from app.core.settings import Settings
 from app.engine.service import EngineService
 from app.frameio.client import FrameioClient
+from app.team.daily_summary import DailySummary
+from app.team.discord_notifier import DiscordNotifier, machine_name
+from app.team.outbox import Outbox
 
 log = logging.getLogger(__name__)
 DEMO_STABLE_SECONDS = 3.0
@@ -72,6 +75,8 @@ class Session:
     connections: Connections
     engine: EngineService
     demo: bool  # the built-in sandbox serves this session (no account needed)
+    discord: DiscordNotifier
+    summary: DailySummary
 
     @property
     def auth(self) -> AuthService:
@@ -134,11 +139,36 @@ async def running_app(
             )
         stack.push_async_callback(engine.stop)
         await engine.start()
+        discord, summary = await _start_discord(engine, connections, bus, demo, stack)
         control = ControlServer(engine, settings.paths.data_dir, tcp_port=settings.control_port, demo=demo)
         await control.start()
         stack.push_async_callback(control.stop)  # first to stop: no command reaches a stopping engine
         _log_roots(engine)
-        yield Session(settings, bus, connections, engine, demo)
+        yield Session(settings, bus, connections, engine, demo, discord, summary)
+
+
+async def _start_discord(
+    engine: EngineService, connections: Connections, bus: EventBus, demo: bool, stack: AsyncExitStack
+) -> tuple[DiscordNotifier, DailySummary]:
+    """The team's channel: after the engine (its database is open), stopped before it."""
+    notifier = DiscordNotifier(
+        lambda: engine.settings, Outbox(engine.store), connections.store, bus, engine.health_monitor,
+        engine.destination_of,
+    )  # fmt: skip
+    await notifier.start()
+    stack.push_async_callback(notifier.stop)
+    engine.add_health_check("discord", notifier.check)
+    summary = DailySummary(
+        lambda: engine.settings, engine.store, notifier, lambda root_id: engine.destination_of(root_id, ""),
+        lambda: machine_name(engine.settings),
+    )  # fmt: skip
+    summary.start()
+    stack.push_async_callback(summary.stop)
+    if demo and notifier.url is None:  # the demo posts to the sandbox's stand-in channel
+        await notifier.set_webhook(
+            f"{engine.settings.sandbox_url}/discord/api/webhooks/100000000000000002/demo"
+        )
+    return notifier, summary
 
 
 def _log_roots(engine: EngineService) -> None:
