@@ -91,8 +91,34 @@ async def offline_checks(settings: Settings) -> list[Health]:
         settings.min_free_mb,
     )
     checks.append(_health("disk_space", space, "Enough free space for the queue and the logs."))
+    checks += await _discord(settings)
     checks.append(_queue(settings))
     return checks
+
+
+async def _discord(settings: Settings) -> list[Health]:
+    """The webhook in the keychain, asked whether it still exists (no message is posted)."""
+    if settings.sandbox and not settings.sandbox_url:
+        return []  # the demo's stand-in channel starts with PostFlow
+    from app.team.discord_webhook import TIMEOUT, DiscordWebhook
+    from app.team.webhook_secret import load_webhook_url
+
+    try:
+        url = await asyncio.to_thread(load_webhook_url, settings)
+    except PostFlowError as exc:
+        return [
+            _health("discord", f"The webhook address cannot be read from the keychain: {exc.message}", "")
+        ]
+    if url is None:
+        return []  # no webhook: the team channel is simply not used
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        answer = await DiscordWebhook(http).check(url)
+    if answer.outcome == "sent":
+        return [_health("discord", None, f"The webhook answers ({answer.detail or 'Discord'}).")]
+    if answer.outcome == "gone":
+        return [_health("discord", f"Discord no longer accepts this webhook ({answer.detail}): it was "
+                        "deleted or its address is wrong.", "")]  # fmt: skip
+    return [_health("discord", f"{answer.detail}: messages wait and are sent later.", "")]
 
 
 def _signin(settings: Settings) -> Health:

@@ -47,6 +47,8 @@ class RunningSandbox:
         for task in leftovers:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        for _ in range(3):  # let closed transports run their connection_lost (closes the socket)
+            self._loop.run_until_complete(asyncio.sleep(0))
         self._loop.close()
 
     def start(self) -> RunningSandbox:

@@ -2,7 +2,8 @@
 
 "Uploaded" is not "ready": Frame.io still transcodes, and a reviewer who clicks too early
 sees a spinner. A file is *ready to review* when its ``status`` is ``transcoded`` and a
-proxy (``media_links.high_quality``, ``efficient`` or a thumbnail) has an address. A file
+playback proxy (``media_links.high_quality``, ``efficient``, ``video_h264_180``) has an address
+(a still or a document: a thumbnail). A file
 that is ``transcoded`` but stays without any proxy past a grace period could not be
 processed (a format Frame.io does not play, a damaged render): that is reported as such.
 
@@ -30,7 +31,9 @@ from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
 
 log = logging.getLogger(__name__)
-PROXIES = ("high_quality", "efficient", "video_h264_180", "thumbnail_high_quality", "thumbnail")
+VIDEO_PROXIES = ("high_quality", "efficient", "video_h264_180")
+PREVIEWS = ("thumbnail_high_quality", "thumbnail")
+PROXIES = VIDEO_PROXIES + PREVIEWS
 INCLUDE = ",".join(f"media_links.{kind}" for kind in PROXIES)
 READY, FAILED, GAVE_UP = "ready", "failed", "gave_up"
 CANNOT_PLAY = (
@@ -50,13 +53,18 @@ class _Followed:
     transcoded_at: float | None = None  # monotonic: first seen transcoded without proxies
 
 
+def _has(links: dict[str, Any], kind: str) -> bool:
+    link = links.get(kind)
+    return isinstance(link, dict) and bool(link.get("download_url") or link.get("url"))
+
+
 def playable(data: dict[str, Any]) -> bool:
+    """A video needs a playback proxy; a still or a document is ready once it has a preview."""
     links = data.get("media_links") or {}
-    for kind in PROXIES:
-        link = links.get(kind)
-        if isinstance(link, dict) and (link.get("download_url") or link.get("url")):
-            return True
-    return False
+    if any(_has(links, kind) for kind in VIDEO_PROXIES):
+        return True
+    is_video = str(data.get("media_type") or "").startswith(("video/", "audio/"))
+    return not is_video and any(_has(links, kind) for kind in PREVIEWS)
 
 
 class ReviewWatch:

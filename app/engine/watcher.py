@@ -95,6 +95,9 @@ class Watcher:
         self._observer: Any = None
         self._root_problem: dict[str, str | None] = {}
         self._watches: dict[str, Any] = {}  # root id → its watchdog watch
+        # One scan at a time: "Check now" during the periodic scan would otherwise let a scan
+        # that judged the folder before it vanished report it fine after the other said gone.
+        self._scanning = asyncio.Lock()
 
     def add_root(self, root: WatchRoot) -> None:
         self._roots[root.id] = root
@@ -143,6 +146,10 @@ class Watcher:
             await asyncio.to_thread(self._observer.join, 5)
 
     async def scan_once(self) -> None:
+        async with self._scanning:
+            await self._scan_roots()
+
+    async def _scan_roots(self) -> None:
         for root in list(self._roots.values()):
             problem = await asyncio.to_thread(self._monitor.check, root.id, root.path)
             if problem is not None:  # gone, or only its empty mount point: forget nothing
