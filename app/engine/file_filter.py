@@ -20,9 +20,16 @@ class FileFilter:
         return name.startswith(".") or any(fnmatch.fnmatchcase(name, p) for p in self.ignore_patterns)
 
     def accepts(self, name: str) -> bool:
-        if any(fnmatch.fnmatchcase(name, p) for p in self.ignore_patterns):
-            return False
+        return self.why_skipped(name) is None
+
+    def why_skipped(self, name: str) -> str | None:
+        """None when the name is uploaded; else the reason, for the DEBUG log."""
+        pattern = next((p for p in self.ignore_patterns if fnmatch.fnmatchcase(name, p)), None)
+        if pattern is not None:
+            return f"matches the ignore pattern {pattern!r}"
         if not self.extensions:
-            return True
+            return None
         dot = name.rfind(".")
-        return dot > 0 and name[dot:].lower() in self.extensions
+        if dot > 0 and name[dot:].lower() in self.extensions:
+            return None
+        return "its extension is not in watch.extensions"

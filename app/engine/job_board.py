@@ -7,14 +7,19 @@ database holds, and a client never sees a state that was not written.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from app.core.events import AttemptEnded, EventBus, JobProgress, JobStateChanged
 from app.core.jobs import Job, JobPhase, JobState, JobView
+from app.core.units import format_bytes
 from app.engine.queue_store import QueueStore
 
 PROGRESS_EVERY = 0.25  # seconds between progress events of one job
+LOG_EVERY_BYTES = 100 * 1000**2  # a transfer's progress in the log: every 100 MB…
+LOG_EVERY_SECONDS = 10.0  # …or 10 s, whichever comes first
+log = logging.getLogger(__name__)
 SPEED_SMOOTHING = 0.3  # weight of the newest measure in a job's speed
 SPEED_STALE = 5.0  # a job silent this long no longer counts in the overall speed
 
@@ -27,6 +32,7 @@ class JobBoard:
         self._retry_at: dict[int, float] = {}  # wall clock
         self._last: dict[int, Job] = {}  # the latest stored version of running jobs
         self._progress: dict[int, tuple[float, int]] = {}  # job → (when, bytes) last published
+        self._logged: dict[int, tuple[float, int]] = {}  # job → (when, bytes) last logged
         self._speed: dict[int, tuple[float, float]] = {}  # job → (when, smoothed bytes/s)
 
     # ---- views ----
@@ -110,7 +116,18 @@ class JobBoard:
             self._speed[job_id] = (now, smoothed)
         job = self._last.get(job_id)
         speed = self._speed.get(job_id, (now, 0.0))[1]
+        self._log_progress(job, job_id, done, speed, now)
         self._bus.publish(JobProgress(job_id, done, job.size if job is not None else 0, speed))
+
+    def _log_progress(self, job: Job | None, job_id: int, done: int, speed: float, now: float) -> None:
+        logged = self._logged.setdefault(job_id, (now, 0))
+        if done - logged[1] < LOG_EVERY_BYTES and now - logged[0] < LOG_EVERY_SECONDS:
+            return
+        self._logged[job_id] = (now, done)
+        if job is None or done <= logged[1] or done >= job.size:
+            return  # nothing new, or finished (the delivery has its own line)
+        log.info("%s: %s of %s sent (%d%%, %s/s)", job.rel_path, format_bytes(done), format_bytes(job.size),
+                 done * 100 // max(1, job.size), format_bytes(int(speed)))  # fmt: skip
 
     def live_bytes(self) -> dict[int, int]:
         """Bytes sent so far by each running job, as last reported by its parts."""
@@ -124,4 +141,5 @@ class JobBoard:
         self._phases.pop(job_id, None)
         self._last.pop(job_id, None)
         self._progress.pop(job_id, None)
+        self._logged.pop(job_id, None)
         self._speed.pop(job_id, None)

@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core.events import SettlingFile
 from app.core.jobs import WatchRoot
+from app.core.units import format_bytes
 from app.engine.file_filter import FileFilter
 from app.engine.root_health import RootMonitor
 from app.engine.stability import Observation, StabilityTracker
@@ -36,8 +37,11 @@ class FoundFile:
     mtime_ns: int
 
 
-def scan_root(root: WatchRoot, file_filter: FileFilter) -> list[FoundFile]:
-    """Walk one root (blocking: run it in a thread). Raises OSError if the root is unreadable."""
+def scan_root(
+    root: WatchRoot, file_filter: FileFilter, skipped: dict[str, str] | None = None
+) -> list[FoundFile]:
+    """Walk one root (blocking: run it in a thread). Raises OSError if the root is unreadable.
+    ``skipped`` collects what is left out on purpose (relative path → why), for the log."""
     base = Path(root.path)
     if not base.is_dir():
         raise FileNotFoundError(f"watched folder {root.path} is not reachable")
@@ -49,13 +53,24 @@ def scan_root(root: WatchRoot, file_filter: FileFilter) -> list[FoundFile]:
             with os.scandir(current) as entries:
                 for entry in entries:
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        why: str | None = None
+                        if entry.is_symlink():
+                            why = "it is a symbolic link (only real files are uploaded)"
+                        elif entry.is_dir(follow_symlinks=False):
                             if not file_filter.ignores_dir(entry.name):
                                 stack.append(Path(entry.path))
-                        elif entry.is_file(follow_symlinks=False) and file_filter.accepts(entry.name):
-                            st = entry.stat(follow_symlinks=False)
-                            rel = Path(entry.path).relative_to(base).as_posix()
-                            found.append(FoundFile(root, rel, entry.path, st.st_size, st.st_mtime_ns))
+                            else:
+                                why = "a hidden or ignored folder"
+                        elif not entry.is_file(follow_symlinks=False):
+                            why = "it is not a regular file (a pipe, socket or device)"
+                        else:
+                            why = file_filter.why_skipped(entry.name)
+                            if why is None:
+                                st = entry.stat(follow_symlinks=False)
+                                rel = Path(entry.path).relative_to(base).as_posix()
+                                found.append(FoundFile(root, rel, entry.path, st.st_size, st.st_mtime_ns))
+                        if why is not None and skipped is not None:
+                            skipped[Path(entry.path).relative_to(base).as_posix()] = why
                     except OSError:
                         continue  # vanished or unreadable mid-scan: the next scan decides
         except OSError:
@@ -98,6 +113,8 @@ class Watcher:
         # One scan at a time: "Check now" during the periodic scan would otherwise let a scan
         # that judged the folder before it vanished report it fine after the other said gone.
         self._scanning = asyncio.Lock()
+        self._skips_told: dict[str, dict[str, str]] = {}  # root id → path → why (logged once)
+        self._settling_told: dict[tuple[str, str], int] = {}  # (root id, path) → size logged
 
     def add_root(self, root: WatchRoot) -> None:
         self._roots[root.id] = root
@@ -155,12 +172,14 @@ class Watcher:
             if problem is not None:  # gone, or only its empty mount point: forget nothing
                 self._report(root, problem)
                 continue
+            skipped: dict[str, str] = {}
             try:
-                found = await asyncio.to_thread(scan_root, root, self._filter)
+                found = await asyncio.to_thread(scan_root, root, self._filter, skipped)
             except OSError as exc:
                 self._report(root, f"{root.path} cannot be read: {exc.strerror or exc}")
                 continue
             self._report(root, None)
+            self._tell_skipped(root, skipped)
             tracker = self._trackers.get(root.id)
             if tracker is None:
                 continue
@@ -178,6 +197,28 @@ class Watcher:
     def settling_files(self) -> tuple[SettlingFile, ...]:
         return self._settling
 
+    def _tell_skipped(self, root: WatchRoot, skipped: dict[str, str]) -> None:
+        """Files left out on purpose, at DEBUG, once each (not at every scan)."""
+        told = self._skips_told.setdefault(root.id, {})
+        for rel_path, why in skipped.items():
+            if told.get(rel_path) != why:
+                log.debug("%s/%s: not uploaded: %s", root.path, rel_path, why)
+        self._skips_told[root.id] = skipped
+
+    def _tell_settling(self, files: tuple[SettlingFile, ...]) -> None:
+        """A file seen but still changing is said once (and at DEBUG as it grows), so the log
+        shows why it is not uploading yet."""
+        current = {(f.root_id, f.rel_path): f.size for f in files}
+        for key, size in current.items():
+            before = self._settling_told.get(key)
+            if before is None:
+                what = "empty for now" if size == 0 else format_bytes(size)
+                log.info("%s: seen (%s); uploads once it has not changed for %gs", key[1], what,
+                         self._stable_seconds)  # fmt: skip
+            elif before != size:
+                log.debug("%s: still changing (%s)", key[1], format_bytes(size))
+        self._settling_told = current
+
     def _publish_settling(self) -> None:
         """After a scan: tell listeners which files wait for their render to finish, if that
         changed (a file appeared, grew, settled or vanished)."""
@@ -187,6 +228,7 @@ class Watcher:
             for root_id, tracker in self._trackers.items()
             for key, size, since in sorted(tracker.settling())
         )
+        self._tell_settling(files)
         if [(f.root_id, f.rel_path, f.size) for f in files] != [
             (f.root_id, f.rel_path, f.size) for f in self._settling
         ] or len(files) != len(self._settling):
