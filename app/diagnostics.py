@@ -43,9 +43,9 @@ def _learn_secrets(settings: Settings) -> None:
         tokens = store.load()
         if tokens is not None:
             SECRETS.add(tokens.access_token, tokens.refresh_token)
-        from app.team.webhook_secret import load_webhook_url
+        from app.team.webhook_secret import load_webhook_url, secret_parts
 
-        SECRETS.add(load_webhook_url(settings))
+        SECRETS.add(*secret_parts(load_webhook_url(settings)))
 
 
 def versions() -> dict[str, Any]:

@@ -244,3 +244,51 @@ def test_status_says_what_is_wrong_with_an_unreadable_database(tmp_path: Path, i
         [sys.executable, "-m", "app", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1 and "not a PostFlow queue" in result.stderr
+
+
+def test_the_diagnostics_bundle_holds_no_token_secret_or_webhook(
+    engine: EngineProcess, sandbox: Any, tmp_path: Path
+) -> None:
+    import zipfile
+
+    import keyring
+    from support_keyrings import JsonFileKeyring
+
+    from app.auth.service import backend_for, keychain_service
+    from app.auth.token_store import TokenStore
+    from app.core.settings import load_settings
+
+    settings = load_settings(environ=engine.env)
+    webhook = f"{sandbox.url}/discord/api/webhooks/100000000000000077/Zx9-webhook-token-secret_value"
+    previous = keyring.get_keyring()
+    os.environ["POSTFLOW_TEST_KEYRING"] = engine.env["POSTFLOW_TEST_KEYRING"]
+    keyring.set_keyring(JsonFileKeyring())
+    try:
+        store = TokenStore(keychain_service(settings), backend_for(settings))
+        store.set_secret("discord-webhook", webhook)
+        tokens = store.load()
+    finally:
+        keyring.set_keyring(previous)
+        del os.environ["POSTFLOW_TEST_KEYRING"]
+    assert tokens is not None and tokens.refresh_token
+    control_secret = (data_dir(engine) / ep.SECRET_FILE).read_text().strip()
+    (tmp_path / "watch" / "logged.mov").write_bytes(os.urandom(20_000))
+    until(lambda: any(j["state"] == "done" for j in status(engine)["jobs"]), "a delivery", engine)
+    # Whatever once slipped into a log (a pasted command, a library's debug line) is masked too.
+    with settings.paths.log_file.open("a") as log:
+        log.write(f"pasted: curl -H 'Authorization: Bearer {tokens.access_token}' {webhook}\n")
+        log.write(f"odd: {tokens.refresh_token} {control_secret} {webhook.rsplit('/', 1)[1]}\n")
+
+    bundle = tmp_path / "support" / "diag.zip"
+    result = cli(engine, "doctor", "--bundle", str(bundle))
+    assert "Diagnostics written to" in result.stdout, result.stdout + result.stderr
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        text = "\n".join(zf.read(n).decode("utf-8", errors="replace") for n in names)
+    assert {"doctor.txt", "health.json", "versions.json", "settings.json", "status.json"} <= set(names)
+    assert any(n.startswith("logs/") for n in names) and "logged.mov" in text
+    for secret in (tokens.access_token, tokens.refresh_token, control_secret, webhook,
+                   webhook.rsplit("/", 1)[1], tokens.access_token[:24]):  # fmt: skip
+        assert secret not in text
+    assert "[redacted]" in text
+    assert bundle.stat().st_mode & 0o077 == 0  # owner-only, like the logs

@@ -22,7 +22,7 @@ _SECRET_PATTERNS = (
         r"(?i)((?:access_token|refresh_token|id_token|client_secret|code|code_verifier|token"
         r"|X-Amz-Signature)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
     ),
-    re.compile(r"(?i)(discord(?:app)?\.com/api/webhooks/\d+/)[A-Za-z0-9_\-]+"),
+    re.compile(r"(?i)(/api(?:/v\d+)?/webhooks/\d+/)[A-Za-z0-9_.\-]+"),  # Discord's and stand-ins
 )
 REDACTED = "[redacted]"
 

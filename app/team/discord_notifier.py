@@ -32,13 +32,14 @@ from app.core.events import (
     JobStateChanged,
 )
 from app.core.jobs import JobState
+from app.core.logging_setup import SECRETS
 from app.core.settings import Settings
 from app.engine.health_monitor import HealthMonitor
 from app.engine.scheduler import TOUCHED_NOTE
 from app.team import discord_messages as messages
 from app.team.discord_webhook import TIMEOUT, Answer, DiscordWebhook
 from app.team.outbox import DEAD, PENDING, SENDING, SENT, Outbox
-from app.team.webhook_secret import load_webhook_url, parse_webhook_url, save_webhook_url
+from app.team.webhook_secret import load_webhook_url, parse_webhook_url, save_webhook_url, secret_parts
 
 log = logging.getLogger(__name__)
 EVENTS = ("uploaded", "ready", "failed", "signin", "summary")
@@ -89,6 +90,7 @@ class DiscordNotifier:
     async def start(self) -> None:
         try:
             self.url = await asyncio.to_thread(load_webhook_url, self.settings, self._store)
+            SECRETS.add(*secret_parts(self.url))  # never in a log line, whatever logs it
         except PostFlowError as exc:
             log.warning("Discord: the webhook address cannot be read from the keychain: %s", exc.message)
         recovered = await self._outbox.recover()
@@ -132,6 +134,7 @@ class DiscordNotifier:
     async def set_webhook(self, text: str | None) -> None:
         """Save (or, with None / "", forget) the webhook address in the keychain."""
         url = parse_webhook_url(text, self.settings.sandbox) if text and text.strip() else None
+        SECRETS.add(*secret_parts(url))
         await asyncio.to_thread(save_webhook_url, self._store, url)
         self.url = url
         self._gone = False

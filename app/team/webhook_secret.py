@@ -38,3 +38,10 @@ def load_webhook_url(settings: Settings, store: TokenStore | None = None) -> str
 
 def save_webhook_url(store: TokenStore, url: str | None) -> None:
     store.set_secret(WEBHOOK_KEY, url)
+
+
+def secret_parts(url: str | None) -> tuple[str, ...]:
+    """What must never be shown: the address, and its token alone (it is the secret part)."""
+    if not url:
+        return ()
+    return (url, url.rstrip("/").rsplit("/", 1)[-1])
