@@ -12,7 +12,7 @@ from app.core.jobs import ErrorInfo, Job, JobState, JobView, WatchRoot
 from app.core.units import format_bytes, format_duration
 from app.desktop.login_item import LoginItem
 from app.engine.scheduler import TOUCHED_NOTE
-from app.gui.health_rows import health_rows
+from app.gui.health_rows import health_rows, metrics_line
 from app.gui.notice_policy import GATHER_AT_MOST, GATHER_SECONDS, ClickTarget, NoticePolicy
 from app.gui.tray_status import TrayLook, look_of, status_line, tooltip
 
@@ -188,3 +188,30 @@ def test_the_dock_icon_is_only_touched_on_macos() -> None:
     from app.gui.macos_dock import hide_dock_icon
 
     assert hide_dock_icon() is False  # not macOS here: nothing to do, nothing raised
+
+
+def test_a_deleted_discord_webhook_is_one_notification_until_it_heals() -> None:
+    policy = NoticePolicy()
+    gone = Health("discord", False, "Discord no longer accepts this webhook (HTTP 404: Unknown Webhook).")
+    [notice] = policy.snapshot(snap(health=(gone,)))
+    assert notice.title == "The team's Discord channel hears nothing" and notice.problem
+    assert "Unknown Webhook" in notice.message
+    for _ in range(10):  # every scheduled check finds it still gone: nothing new to say
+        assert policy.snapshot(snap(health=(gone,))) == []
+    assert policy.snapshot(snap(health=(Health("discord", True, "Posting to Discord works."),))) == []
+    assert len(policy.snapshot(snap(health=(gone,)))) == 1  # deleted again later: told again
+
+
+def test_the_engine_numbers_read_as_one_line() -> None:
+    quiet = {"files_delivered": 0, "files_failed": 0, "bytes_delivered": 0, "success_rate": None,
+             "mean_upload_seconds": None, "mean_bytes_per_second": None, "retries_by_error_class": {},
+             "token_refreshes": 0, "event_loop_lag_max_seconds": 0.004}  # fmt: skip
+    assert metrics_line(quiet) == (
+        "Nothing delivered since PostFlow started. Sign-in renewed 0×; the app answered within 4 ms."
+    )
+    busy = {**quiet, "files_delivered": 9, "files_failed": 1, "bytes_delivered": 9_000_000_000,
+            "success_rate": 0.9, "mean_upload_seconds": 125.0, "mean_bytes_per_second": 72_000_000,
+            "retries_by_error_class": {"network": 3, "rate_limit": 1}, "token_refreshes": 2}  # fmt: skip
+    line = metrics_line(busy)
+    assert line.startswith("Since PostFlow started: 9 delivered (9 GB), 1 failed, 90% succeeded; ")
+    assert "a file on average at 72 MB/s." in line and "Retries: 3 network, 1 rate_limit." in line

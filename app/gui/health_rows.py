@@ -5,8 +5,10 @@ Pure (no Qt), so each wording is tested."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.core.events import AuthState, Snapshot
+from app.core.units import format_bytes, format_duration
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,26 @@ def health_rows(snap: Snapshot) -> list[HealthRow]:
         words = " ".join(w for w in (health.message or ("" if health.ok else "Problem."), health.action) if w)
         rows.append(HealthRow(health.label or component, health.ok, words))
     return rows
+
+
+def metrics_line(summary: dict[str, Any]) -> str:
+    """The engine's numbers since it started, in one line for the health tab."""
+    delivered, failed = summary["files_delivered"], summary["files_failed"]
+    if not delivered and not failed:
+        words = "Nothing delivered since PostFlow started."
+    else:
+        rate = summary["success_rate"]
+        words = f"Since PostFlow started: {delivered} delivered ({format_bytes(summary['bytes_delivered'])})"
+        words += f", {failed} failed" if failed else ""
+        words += f", {rate:.0%} succeeded" if rate is not None else ""
+        if summary["mean_upload_seconds"] is not None:
+            words += f"; {format_duration(summary['mean_upload_seconds'])} a file on average"
+        if summary["mean_bytes_per_second"]:
+            words += f" at {format_bytes(int(summary['mean_bytes_per_second']))}/s"
+        words += "."
+    retries = summary["retries_by_error_class"]
+    if retries:
+        words += " Retries: " + ", ".join(f"{n} {kind}" for kind, n in retries.items()) + "."
+    lag = summary["event_loop_lag_max_seconds"]
+    words += f" Sign-in renewed {summary['token_refreshes']}×; the app answered within {lag * 1000:.0f} ms."
+    return words

@@ -117,6 +117,8 @@ class NoticePolicy:
                 title = f"Cannot watch {path.rstrip('/').rpartition('/')[2] or 'a folder'}"
             elif health.component == "disk":
                 title = "PostFlow's disk is full"
+            elif health.component == "discord":
+                title = "The team's Discord channel hears nothing"
             current[health.component] = Notice(title, health.message or "", problem=True)
         notices = [n for key, n in current.items() if self._told.get(key) != n.message]
         self._told = {key: n.message for key, n in current.items()}

@@ -8,7 +8,9 @@ and reachable with the keyboard.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter
@@ -34,12 +36,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.control.status_document import health_json
 from app.core.events import Snapshot
 from app.core.jobs import JobState
+from app.diagnostics import write_bundle
+from app.doctor import describe
 from app.engine.service import EngineService
 from app.gui.desktop_open import open_url, reveal, reveal_target
 from app.gui.engine_bridge import EngineBridge
-from app.gui.health_rows import health_rows
+from app.gui.health_rows import health_rows, metrics_line
 from app.gui.log_view import LogView, QtLogHandler
 from app.gui.queue_model import COLUMNS, PROGRESS_ROLE, Column, QueueFilter, QueueModel, Row
 from app.gui.tray_status import problem_line, status_line
@@ -191,16 +196,55 @@ class QueueWindow(QMainWindow):
         self.health_list.setWordWrap(True)
         self.health_list.setIconSize(QSize(14, 14))
         layout.addWidget(self.health_list, 1)
+        self.metrics_label = QLabel("", tab)
+        self.metrics_label.setWordWrap(True)
+        self.metrics_label.setAccessibleName("Upload statistics")
+        layout.addWidget(self.metrics_label)
         row = QHBoxLayout()
         self.sign_in_button = QPushButton("Sign &in with Adobe…", tab)
         self.sign_in_button.clicked.connect(lambda _c=False: self._sign_in())
-        scan = QPushButton("&Scan folders now", tab)
-        scan.clicked.connect(lambda _c=False: self._bridge.run(self._engine.scan_now))
-        row.addWidget(self.sign_in_button)
-        row.addWidget(scan)
+        check = QPushButton("&Check now", tab)
+        check.clicked.connect(lambda _c=False: self._bridge.run(self._engine.check_health))
+        self.diagnostics_button = QPushButton("Copy &diagnostics", tab)
+        self.diagnostics_button.clicked.connect(lambda _c=False: self.copy_diagnostics())
+        for button in (self.sign_in_button, check, self.diagnostics_button):
+            row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
+        self.diagnostics_status = QLabel("", tab)
+        self.diagnostics_status.setWordWrap(True)
+        self.diagnostics_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.diagnostics_status)
         return tab
+
+    def copy_diagnostics(self) -> None:
+        """The support zip (secrets removed) in the Downloads folder, its path on the clipboard."""
+
+        async def write() -> None:
+            self.diagnostics_button.setEnabled(False)
+            try:
+                settings = self._engine.settings
+                lines, checks = describe(settings, True), [health_json(h) for h in self._engine.health()]
+
+                def on_disk() -> Path:  # the disk is asked in a thread, never on the GUI thread
+                    return write_bundle(settings, self.diagnostics_target(), lines, checks)
+
+                path = await asyncio.to_thread(on_disk)
+            finally:
+                self.diagnostics_button.setEnabled(True)
+            QApplication.clipboard().setText(str(path))
+            self.diagnostics_status.setText(
+                f"Diagnostics saved to {path} (its path is on the clipboard): send this file to support. "
+                "It holds no tokens, secrets or webhook addresses."
+            )
+
+        self._bridge.run(write)
+
+    def diagnostics_target(self) -> Path:
+        """Blocking (called in a thread)."""
+        places = (Path.home() / "Downloads", Path.home() / "Desktop")
+        folder = next((d for d in places if d.is_dir()), Path.home())
+        return folder / time.strftime("PostFlow-diagnostics-%Y%m%d-%H%M%S.zip")
 
     # ---- snapshot ----
     def show_snapshot(self, snap: Snapshot) -> None:
@@ -214,6 +258,7 @@ class QueueWindow(QMainWindow):
         self.retry_all_button.setEnabled(failed > 0)
         self.model.set_roots(snap.roots)
         self._show_health(snap)
+        self.metrics_label.setText(metrics_line(self._engine.metrics.summary()))
         self._snapshot = snap
 
     def _show_health(self, snap: Snapshot) -> None:

@@ -33,7 +33,9 @@ from app.desktop.login_item import LoginItem
 from app.engine.live_settings import parse_live
 from app.engine.service import EngineService
 from app.gui.destination_picker import Destination, choose_destination, choose_folder
+from app.gui.discord_settings import DiscordSettings
 from app.gui.engine_bridge import EngineBridge
+from app.team.discord_notifier import DiscordNotifier
 
 MB = 1_000_000
 ERROR_STYLE = "color: #d1242f;"
@@ -57,7 +59,7 @@ def ask_upload_existing(parent: QWidget, folder: str) -> bool | None:
 class SettingsDialog(QDialog):
     def __init__(
         self, engine: EngineService, bridge: EngineBridge, *, login_item: LoginItem | None = None,
-        parent: QWidget | None = None,
+        discord: DiscordNotifier | None = None, parent: QWidget | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("PostFlow Settings")
@@ -75,6 +77,10 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._folders_tab(), "&Folders")
         self.tabs.addTab(self._uploads_tab(), "&Uploads")
         self.tabs.addTab(self._general_tab(), "&General")
+        self.discord: DiscordSettings | None = None
+        if discord is not None:
+            self.discord = DiscordSettings(discord, bridge, self._row, self.tabs)
+            self.tabs.addTab(self.discord, "&Discord")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Close, self
         )
@@ -256,6 +262,8 @@ class SettingsDialog(QDialog):
         self.extensions.setText(", ".join(s.extensions))
         self.ignore.setText(", ".join(s.ignore_patterns))
         self.notifications.setChecked(s.notifications)
+        if self.discord is not None:
+            self.discord.load(s)
         self.start_at_login.setChecked(self.login_item.enabled())
         self._show_login_status()
         self.show_roots()
@@ -273,6 +281,7 @@ class SettingsDialog(QDialog):
 
     def _values(self) -> dict[str, Any]:
         return {
+            **(self.discord.values() if self.discord is not None else {}),
             "max_concurrent_files": self.concurrency.value(),
             "parts_per_file": self.parts.value(),
             "bandwidth_limit": round(self.bandwidth.value() * MB),

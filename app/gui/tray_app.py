@@ -116,7 +116,7 @@ class TrayApp(QObject):
 
     def open_settings(self) -> None:
         if self.settings_dialog is None:
-            self.settings_dialog = SettingsDialog(self.engine, self.bridge)
+            self.settings_dialog = SettingsDialog(self.engine, self.bridge, discord=self.session.discord)
         self.settings_dialog.load()
         self.settings_dialog.show()
         self.settings_dialog.raise_()
