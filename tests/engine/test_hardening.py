@@ -617,3 +617,22 @@ async def test_a_rewrite_during_the_last_part_is_never_kept_as_delivered(harness
 
     await wait_for(only_the_new_version, what="only the new version on Frame.io")
     assert not [j for j in await engine.jobs() if j.note and "Delivered before" in j.note]
+
+
+async def test_a_failed_row_is_superseded_once_the_same_file_is_delivered_later(harness: Harness) -> None:
+    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})  # Frame.io never finishes
+    write(harness.watch / "again.mov", os.urandom(100_000))
+    engine = await harness.start()
+    engine.scheduler.retry_base = 0.05
+    engine._uploader.verify_timeout = 0.3
+    failed = await wait_for(lambda: job_named(engine, "again.mov", JobState.FAILED), what="failed")
+    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 0})
+    write(harness.watch / "again.mov", os.urandom(100_001))  # re-exported: a new job
+    done = await wait_for(lambda: job_named(engine, "again.mov", JobState.DONE), 60, what="delivered")
+    assert done.id != failed.id
+    view = await engine.job(failed.id)
+    assert view is not None and view.job.state is JobState.CANCELLED
+    assert view.job.last_error == "Replaced by a newer version of the file."
+    told = [e for e in harness.events if isinstance(e, JobStateChanged) and e.view.job.id == failed.id]
+    assert told[-1].view.job.state is JobState.CANCELLED  # the window and tray hear it too
+    assert not [j for j in await engine.jobs() if j.state is JobState.FAILED]
