@@ -138,8 +138,13 @@ async def running_app(
                 "no watched folders: use --watch DIR --project NAME or [[watch.roots]] in config.toml"
             )
         stack.push_async_callback(engine.stop)
+        discord = DiscordNotifier(
+            lambda: engine.settings, Outbox(engine.store), connections.store, bus, engine.health_monitor,
+            engine.destination_of,
+        )  # fmt: skip
+        discord.listen()  # before the engine starts: no delivery or failure goes unheard
         await engine.start()
-        discord, summary = await _start_discord(engine, connections, bus, demo, stack)
+        summary = await _start_discord(engine, discord, demo, stack)
         control = ControlServer(engine, settings.paths.data_dir, tcp_port=settings.control_port, demo=demo)
         await control.start()
         stack.push_async_callback(control.stop)  # first to stop: no command reaches a stopping engine
@@ -148,15 +153,13 @@ async def running_app(
 
 
 async def _start_discord(
-    engine: EngineService, connections: Connections, bus: EventBus, demo: bool, stack: AsyncExitStack
-) -> tuple[DiscordNotifier, DailySummary]:
-    """The team's channel: after the engine (its database is open), stopped before it."""
-    notifier = DiscordNotifier(
-        lambda: engine.settings, Outbox(engine.store), connections.store, bus, engine.health_monitor,
-        engine.destination_of,
-    )  # fmt: skip
+    engine: EngineService, notifier: DiscordNotifier, demo: bool, stack: AsyncExitStack
+) -> DailySummary:
+    """The team's channel: after the engine (its database is open), stopped before it. The
+    ready-to-review follow-up stops first, so no announcement is made once nobody listens."""
     await notifier.start()
     stack.push_async_callback(notifier.stop)
+    stack.push_async_callback(engine.review_watch.stop)
     engine.add_health_check("discord", notifier.check)
     summary = DailySummary(
         lambda: engine.settings, engine.store, notifier, lambda root_id: engine.destination_of(root_id, ""),
@@ -168,7 +171,7 @@ async def _start_discord(
         await notifier.set_webhook(
             f"{engine.settings.sandbox_url}/discord/api/webhooks/100000000000000002/demo"
         )
-    return notifier, summary
+    return summary
 
 
 def _log_roots(engine: EngineService) -> None:

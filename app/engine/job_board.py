@@ -18,7 +18,8 @@ from app.engine.queue_store import QueueStore
 
 PROGRESS_EVERY = 0.25  # seconds between progress events of one job
 LOG_EVERY_BYTES = 100 * 1000**2  # a transfer's progress in the log: every 100 MB…
-LOG_EVERY_SECONDS = 10.0  # …or 10 s, whichever comes first
+LOG_EVERY_SECONDS = 10.0  # …or 10 s, whichever comes first,
+LOG_GAP_SECONDS = 5.0  # but never more than one line per 5 s of one file (1 Gbit/s is 125 MB/s)
 log = logging.getLogger(__name__)
 SPEED_SMOOTHING = 0.3  # weight of the newest measure in a job's speed
 SPEED_STALE = 5.0  # a job silent this long no longer counts in the overall speed
@@ -121,7 +122,8 @@ class JobBoard:
 
     def _log_progress(self, job: Job | None, job_id: int, done: int, speed: float, now: float) -> None:
         logged = self._logged.setdefault(job_id, (now, 0))
-        if done - logged[1] < LOG_EVERY_BYTES and now - logged[0] < LOG_EVERY_SECONDS:
+        elapsed = now - logged[0]
+        if elapsed < LOG_GAP_SECONDS or (done - logged[1] < LOG_EVERY_BYTES and elapsed < LOG_EVERY_SECONDS):
             return
         self._logged[job_id] = (now, done)
         if job is None or done <= logged[1] or done >= job.size:

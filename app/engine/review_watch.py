@@ -100,8 +100,10 @@ class ReviewWatch:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Idempotent: the session stops it before the team channel, the engine again."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -129,7 +131,11 @@ class ReviewWatch:
             now = time.monotonic()
             due = sorted((f for f in self._followed.values() if f.next_at <= now), key=lambda f: f.next_at)
             for followed in due:
-                await self._check(followed)
+                try:
+                    await self._check(followed)
+                except Exception:  # an answer we did not expect: ask again later, go on with the rest
+                    log.exception("%s: ready-to-review check failed", followed.job.rel_path)
+                    self._later(followed, self.max_interval)
                 await asyncio.sleep(1.0 / self.rate)
             if due:
                 continue
@@ -153,9 +159,11 @@ class ReviewWatch:
             return
         except PostFlowError as exc:  # offline, signed out, rate limited: ask again later
             log.debug("%s: ready-to-review check postponed: %s", job.rel_path, exc.message)
-            self._later(followed, self.max_interval)
+            if not await self._gave_up(followed):
+                self._later(followed, self.max_interval)
             return
         data = doc.get("data", doc) if isinstance(doc, dict) else {}
+        data = data if isinstance(data, dict) else {}
         status = data.get("status")
         now = time.monotonic()
         if status == "transcoded" and playable(data):
@@ -166,13 +174,20 @@ class ReviewWatch:
                 await self._settle(followed, FAILED, CANNOT_PLAY)
             else:
                 self._later(followed, min(followed.interval, 10.0))
-        elif time.time() - followed.since >= self.give_up_after:
-            hours = self.give_up_after / 3600
-            await self._settle(
-                followed, GAVE_UP, f"Frame.io has not finished preparing it after {hours:g} hours."
-            )
+        elif await self._gave_up(followed):
+            pass
         else:
             self._later(followed, min(followed.interval * 1.5, self.max_interval))
+
+    async def _gave_up(self, followed: _Followed) -> bool:
+        """Past ``give_up_after`` (whatever the answers were): stop asking, and say so."""
+        if time.time() - followed.since < self.give_up_after:
+            return False
+        hours = self.give_up_after / 3600
+        await self._settle(
+            followed, GAVE_UP, f"Frame.io has not finished preparing it after {hours:g} hours."
+        )
+        return True
 
     def _later(self, followed: _Followed, interval: float) -> None:
         followed.interval = interval

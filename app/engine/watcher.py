@@ -84,6 +84,9 @@ HealthCallback = Callable[[WatchRoot, str | None], None]
 SettlingCallback = Callable[[tuple[SettlingFile, ...]], None]
 
 
+SEEN_ONE_BY_ONE = 5  # more new files than this in one scan are logged as one line
+
+
 class Watcher:
     def __init__(
         self,
@@ -209,14 +212,20 @@ class Watcher:
         """A file seen but still changing is said once (and at DEBUG as it grows), so the log
         shows why it is not uploading yet."""
         current = {(f.root_id, f.rel_path): f.size for f in files}
+        new = [key for key in current if key not in self._settling_told]
+        many = len(new) > SEEN_ONE_BY_ONE  # an image sequence: one line, not one per frame
         for key, size in current.items():
             before = self._settling_told.get(key)
             if before is None:
                 what = "empty for now" if size == 0 else format_bytes(size)
-                log.info("%s: seen (%s); uploads once it has not changed for %gs", key[1], what,
-                         self._stable_seconds)  # fmt: skip
+                log.log(logging.DEBUG if many else logging.INFO, "%s: seen (%s); uploads once it has not "
+                        "changed for %gs", key[1], what, self._stable_seconds)  # fmt: skip
             elif before != size:
                 log.debug("%s: still changing (%s)", key[1], format_bytes(size))
+        if many:
+            names = ", ".join(key[1] for key in new[:3])
+            log.info("%d files seen (%s and %d more); they upload once unchanged for %gs", len(new), names,
+                     len(new) - 3, self._stable_seconds)  # fmt: skip
         self._settling_told = current
 
     def _publish_settling(self) -> None:

@@ -82,7 +82,7 @@ class DiscordSettings(QWidget):
         row(form, "This machine is called", "machine_name", self.machine)
 
         self.save_address.clicked.connect(lambda _c=False: self.save_webhook(self.address.text()))
-        self.forget_address.clicked.connect(lambda _c=False: self.save_webhook(""))
+        self.forget_address.clicked.connect(lambda _c=False: self.save_webhook("", forget=True))
         self.test_button.clicked.connect(lambda _c=False: self.send_test())
 
     def load(self, settings: Settings) -> None:
@@ -109,15 +109,29 @@ class DiscordSettings(QWidget):
         self.webhook_status.setText(words)
         self.webhook_status.setStyleSheet(ERROR_STYLE if problem else "")
 
-    def save_webhook(self, text: str) -> None:
+    def save_webhook(self, text: str, *, forget: bool = False) -> None:
+        """Save what was pasted; nothing only with Forget (an empty field saved must not erase it)."""
+        text = "" if forget else text
+        if not text.strip() and not forget:
+            self._show_webhook("Paste the webhook address first.", problem=True)
+            return
+
         async def save() -> None:
+            self.save_address.setEnabled(False)
+            self._show_webhook("Checking the address with Discord…")
             try:
                 await self._notifier.set_webhook(text)
             except PostFlowError as exc:  # the words go beside the field, not in a dialog
                 self._show_webhook(exc.message, problem=True)
                 return
+            finally:
+                self.save_address.setEnabled(True)
             self.address.clear()
-            self._show_webhook("Saved in the keychain." if text.strip() else "Forgotten.")
+            health = self._notifier.health()
+            if text.strip() and health is not None and not health.ok:
+                self._show_webhook(f"Saved, but: {health.message}", problem=True)
+            else:
+                self._show_webhook("Saved in the keychain." if text.strip() else "Forgotten.")
 
         self._bridge.run(save)
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from app.core.jobs import JobState
 from app.core.settings import Settings
 from app.engine.queue_store import QueueStore
+from app.engine.scheduler import TOUCHED_NOTE
 from app.team import discord_messages as messages
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ def totals(
     """Delivered and failed jobs whose last change falls in [start, end), per destination."""
     rows = db.execute(
         "SELECT root_id, rel_path, state, size FROM jobs "
-        "WHERE updated_at >= ? AND updated_at < ? AND state IN (?, ?)",
-        (start, end, JobState.DONE.value, JobState.FAILED.value),
+        "WHERE updated_at >= ? AND updated_at < ? AND state IN (?, ?) AND COALESCE(note, '') != ?",
+        (start, end, JobState.DONE.value, JobState.FAILED.value, TOUCHED_NOTE),  # touched: not uploaded
     ).fetchall()
     out: dict[str, Any] = {"files": 0, "bytes": 0, "failed": 0, "projects": {}, "failed_names": []}
     for root_id, rel_path, state, size in rows:

@@ -29,6 +29,7 @@ from app.core.events import (
     AuthStateChanged,
     EventBus,
     FileReviewed,
+    Health,
     JobStateChanged,
 )
 from app.core.jobs import JobState
@@ -87,7 +88,14 @@ class DiscordNotifier:
         self._in_flight: asyncio.Task[Answer] | None = None
 
     # ---- lifecycle ----
+    def listen(self) -> None:
+        """Hear events from now on (before the engine starts: nothing it says is missed); they
+        wait in memory until ``start`` can write them."""
+        if self._unsubscribe is None:
+            self._unsubscribe = self._bus.subscribe(self._on_event)
+
     async def start(self) -> None:
+        self.listen()
         try:
             self.url = await asyncio.to_thread(load_webhook_url, self.settings, self._store)
             SECRETS.add(*secret_parts(self.url))  # never in a log line, whatever logs it
@@ -97,7 +105,6 @@ class DiscordNotifier:
         if recovered:
             log.info("Discord: %d message(s) interrupted by a crash will be sent again", recovered)
         await self._outbox.retry_now()  # a restart tries at once, whatever the last backoff was
-        self._unsubscribe = self._bus.subscribe(self._on_event)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._persist_loop()), loop.create_task(self._gather_loop()),
                        loop.create_task(self._send_loop())]  # fmt: skip
@@ -108,11 +115,12 @@ class DiscordNotifier:
     async def stop(self) -> None:
         """A message in flight is let finish (a few seconds at most): cut off, it could be
         sent twice after the restart."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
         if self._in_flight is not None and not self._in_flight.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._in_flight), TIMEOUT.read or 15.0)
+        if self._unsubscribe is not None:  # still listening until here: nothing heard is dropped
+            self._unsubscribe()
+            self._unsubscribe = None
         while not self._incoming.empty():  # events heard, not yet written: keep them
             kind, data = self._incoming.get_nowait()
             with contextlib.suppress(Exception):
@@ -149,26 +157,38 @@ class DiscordNotifier:
         """Post a test message now (not through the outbox: the user is waiting for the answer)."""
         if self.url is None:
             raise ConfigError("No Discord webhook address is saved yet: paste one first.")
-        answer = await self._webhook.post(self.url, messages.test_message(machine_name(self.settings)))
-        self._observe(answer)
+        url = self.url
+        answer = await self._webhook.post(url, messages.test_message(machine_name(self.settings)))
+        self._observe(answer, url)
         if answer.outcome != "sent":
             raise PostFlowError(self._words(answer))
         return "Test message posted. Check the channel."
 
     async def check(self) -> None:
         """The health probe: does the webhook still exist?"""
-        if self.url is None:
+        url = self.url
+        if url is None:
             return
-        answer = await self._webhook.check(self.url)
+        answer = await self._webhook.check(url)
+        if url != self.url:
+            return  # the address was changed meanwhile: this answer is about the old one
         if answer.outcome == "sent":
+            current = self._health.get(HEALTH)
+            troubled = self._gone or current is None or not current.ok
             self._gone = False
             self._health.set(HEALTH, None, f"Posting to Discord as {answer.detail or 'the webhook'}.")
-            await self._outbox.retry_now()  # Discord answers again: no need to wait out a backoff
+            if troubled:
+                await self._outbox.retry_now()  # Discord answers again: no need to wait out a backoff
             self._send_due.set()
         elif answer.outcome == "gone":
-            self._observe(answer)
+            self._observe(answer, url)
         elif answer.outcome == "later" and not self._gone:
-            self._health.set(HEALTH, f"{answer.detail}: messages wait and are sent later.")
+            log.info("Discord check: %s", answer.detail)
+            self._health.set(HEALTH, "Discord does not answer right now: messages wait and are sent later.")
+
+    def health(self) -> Health | None:
+        """The webhook's last word (None: no webhook)."""
+        return self._health.get(HEALTH)
 
     async def counts(self) -> dict[str, int]:
         return await self._outbox.counts()
@@ -196,13 +216,15 @@ class DiscordNotifier:
 
     def _job_changed(self, event: JobStateChanged) -> None:
         job = event.view.job
+        if job.state is not JobState.FAILED:
+            self._announced.discard(("failed", job.id))  # a retry that fails again is told again
         if job.state is JobState.DONE and job.note != TOUCHED_NOTE:
             seconds = self._attempt_seconds.pop(job.id, None)
             if self.enabled("uploaded") and ("uploaded", job.id) not in self._announced:
                 self._announced.add(("uploaded", job.id))
                 self._queue("uploaded", {**self._file(job), "seconds": seconds})
         elif job.state is JobState.FAILED and self.enabled("failed"):
-            key = ("failed", job.id * 1000 + job.attempts)
+            key = ("failed", job.id)
             if key not in self._announced:
                 self._announced.add(key)
                 error = job.error
@@ -237,56 +259,79 @@ class DiscordNotifier:
 
     async def _gather_loop(self) -> None:
         while True:
-            await self._notices_due.wait()
-            first = time.monotonic()
-            window = max(0.0, self.settings.discord_coalesce_seconds)
-            quiet = min(3.0, window)
-            # Gather when it has been quiet a moment, or the window since the first is over.
-            while True:
-                self._notices_due.clear()
-                elapsed = time.monotonic() - first
-                left = min(window, MAX_GATHER) - elapsed
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._notices_due.wait(), min(quiet, left))
-                except TimeoutError:
-                    if self._incoming.empty():
-                        break
+            try:
+                await self._gather_once()
+            except Exception:  # the database: the notices stay, and are gathered at the next try
+                log.exception("Discord: notices could not be gathered")
+                await asyncio.sleep(5)
+                self._notices_due.set()
+
+    async def _gather_once(self) -> None:
+        """Wait for notices, gather those that arrive together, write them as messages."""
+        await self._notices_due.wait()
+        first = time.monotonic()
+        window = max(0.0, self.settings.discord_coalesce_seconds)
+        quiet = min(3.0, window)
+        # Gather when it has been quiet a moment, or the window since the first is over.
+        while True:
             self._notices_due.clear()
-            notices = await self._outbox.notices()
-            if not notices:
-                continue
-            wanted = [(n.kind, n.data) for n in notices if n.kind in ("transcode_failed",) or
-                      n.kind in self.settings.discord_events]  # fmt: skip
-            payloads = messages.compose(wanted)
-            await self._outbox.gather([n.id for n in notices], payloads)
-            log.info("Discord: %d notice(s) gathered into %d message(s)", len(notices), len(payloads))
-            self._send_due.set()
+            elapsed = time.monotonic() - first
+            left = min(window, MAX_GATHER) - elapsed
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._notices_due.wait(), min(quiet, left))
+            except TimeoutError:
+                if self._incoming.empty():
+                    break
+        self._notices_due.clear()
+        notices = await self._outbox.notices()
+        if not notices:
+            return
+        wanted = [(n.kind, n.data) for n in notices if n.kind in ("transcode_failed",) or
+                  n.kind in self.settings.discord_events]  # fmt: skip
+        payloads = messages.compose(wanted)
+        await self._outbox.gather([n.id for n in notices], payloads)
+        log.info("Discord: %d notice(s) gathered into %d message(s)", len(notices), len(payloads))
+        self._send_due.set()
 
     # ---- messages → Discord ----
     async def _send_loop(self) -> None:
         while True:
             await self._send_due.wait()
             self._send_due.clear()
-            while self.url is not None and not self._gone:
-                message = await self._outbox.next_message()
-                if message is None:
-                    break
-                wait = max(message.not_before, self._bucket_until) - time.time()
-                if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._send_due.wait(), wait)
-                    self._send_due.clear()
-                    continue
-                await self._send(message.id, message.payload, message.attempts)
+            try:
+                await self._send_waiting()
+            except Exception:  # the database: the message stays in the outbox, sent at the next try
+                log.exception("Discord: sending stopped by an error; trying again shortly")
+                await asyncio.sleep(5)
+                self._send_due.set()
 
-    async def _send(self, message_id: int, payload: dict[str, Any], attempts: int) -> None:
-        assert self.url is not None
+    async def _send_waiting(self) -> None:
+        while (url := self.url) is not None and not self._gone:
+            message = await self._outbox.next_message()
+            if message is None:
+                return
+            wait = max(message.not_before, self._bucket_until) - time.time()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._send_due.wait(), wait)
+                self._send_due.clear()
+                continue
+            await self._send(url, message.id, message.payload, message.attempts)
+
+    async def _send(self, url: str, message_id: int, payload: dict[str, Any], attempts: int) -> None:
         await self._outbox.mark(message_id, SENDING)
-        self._in_flight = asyncio.get_running_loop().create_task(self._webhook.post(self.url, payload))
-        answer = await asyncio.shield(self._in_flight)
-        self._observe(answer)
+        self._in_flight = asyncio.get_running_loop().create_task(self._webhook.post(url, payload))
+        try:
+            answer = await asyncio.shield(self._in_flight)
+        except Exception:
+            await self._outbox.mark(message_id, PENDING)
+            raise
+        self._observe(answer, url)
+        if url != self.url and answer.outcome != "sent":
+            await self._outbox.mark(message_id, PENDING)  # meant for the old address: send it anew
+            return
         now = time.time()
         if answer.outcome == "sent":
             await self._outbox.mark(message_id, SENT)
@@ -307,13 +352,17 @@ class DiscordNotifier:
                 message_id, PENDING, error=answer.detail, not_before=now + wait, attempt=True
             )
 
-    def _observe(self, answer: Answer) -> None:
+    def _observe(self, answer: Answer, url: str) -> None:
+        if url != self.url:
+            return  # the address was changed meanwhile: this answer is about the old one
         if answer.outcome == "gone":
             if not self._gone:
                 log.error("Discord: the webhook is gone (%s); messages wait for a new address", answer.detail)
             self._gone = True
             self._health.set(HEALTH, self._words(answer))
         elif answer.outcome == "sent":
+            if self._gone:
+                self._send_due.set()  # it works again: what waited may go
             self._gone = False
             current = self._health.get(HEALTH)
             if current is None or not current.ok:

@@ -71,7 +71,7 @@ class DiscordWebhook:
     async def post(self, url: str, payload: dict[str, Any]) -> Answer:
         try:
             response = await self._http.post(url, params={"wait": "true"}, json=payload)
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # unreachable, cut off, or an answer that is not HTTP
             return Answer("later", 0.0, f"Discord cannot be reached ({type(exc).__name__})")
         return read_answer(response)
 
@@ -79,7 +79,7 @@ class DiscordWebhook:
         """Does the webhook still exist? (``GET`` with its token: Discord answers its name.)"""
         try:
             response = await self._http.get(url)
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             return Answer("later", 0.0, f"Discord cannot be reached ({type(exc).__name__})")
         if response.status_code < 300:
             try:

@@ -71,6 +71,7 @@ async def test_progress_is_logged_at_most_every_step_or_ten_seconds(
     harness: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(job_board, "LOG_EVERY_BYTES", 400_000)  # 100 MB in production
+    monkeypatch.setattr(job_board, "LOG_GAP_SECONDS", 0.0)  # 5 s in production
     caplog.set_level(logging.INFO)
     size = 3_000_000
     harness.env["POSTFLOW_BANDWIDTH_LIMIT"] = "2000000"  # 1.5 s: several progress reports
@@ -81,3 +82,20 @@ async def test_progress_is_logged_at_most_every_step_or_ten_seconds(
     progress = [m for m in lines(caplog, "big.mov: ") if " sent (" in m]
     assert 1 <= len(progress) <= size // 400_000, progress
     assert all(" of 3 MB sent (" in m for m in progress), progress
+
+
+async def test_an_image_sequence_is_one_line_not_one_per_frame(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    harness.env["POSTFLOW_STABLE_SECONDS"] = "60"
+    harness.env["POSTFLOW_EXTENSIONS"] = ".exr"
+    engine = await harness.start()
+    staging = harness.watch.parent / "staging"
+    for n in range(50):
+        write(staging / "SC010" / f"SC010.{n:04d}.exr", b"f" * 100)
+    (staging / "SC010").rename(harness.watch / "SC010")  # all 50 frames appear at once
+    await wait_for(lambda: engine.settling() == 50, 30, "seen")
+    await engine.scan_now()
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "seen" in r.getMessage()]
+    assert len(info) <= 3 and any("files seen (SC010/SC010." in m for m in info), info

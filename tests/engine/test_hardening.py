@@ -67,8 +67,8 @@ async def test_2_an_emptied_mount_point_is_unavailable_not_a_mass_deletion(
 ) -> None:
     write(harness.watch / "delivered.mov", os.urandom(1000))
     engine = await harness.start()
-    await wait_for(lambda: len(harness.delivered()) == 1, what="first file")
-    await engine.pause_all()
+    await wait_for(lambda: _count(engine, JobState.DONE, 1), what="first file recorded as delivered")
+    await engine.pause_all()  # (not while it is being verified: that one would wait again too)
     waiting = {f"w{i}.mov": os.urandom(3000 + i) for i in range(3)}
     for name, blob in waiting.items():
         write(harness.watch / name, blob)

@@ -34,6 +34,9 @@ async def test_discord_settings_save_test_and_explain(sandbox: Any, watch_dir: P
         tab.save_address.click()
         await until(lambda: tab.webhook_status.text() == "Saved in the keychain.", "saved")
         assert tab.address.text() == "" and tab.test_button.isEnabled()
+        tab.save_address.click()  # Save again with the (now empty) field: nothing is erased
+        assert tab.webhook_status.text() == "Paste the webhook address first."
+        assert app.session.discord.configured
         tab.test_button.click()
         await until(lambda: "Test message posted" in tab.webhook_status.text(), "test posted")
         posted = sandbox.control("/_sandbox/discord/messages")["messages"]
