@@ -84,9 +84,6 @@ class JobBoard:
         stored = await self._store.transition(job_id, state, expect, **changes)
         if stored is not None:
             self.publish(stored)
-            if stored.state is JobState.DONE:
-                for earlier in await self._store.supersede_failed(stored):
-                    self.publish(earlier)
         return stored
 
     def retry_at(self, job_id: int, when: float | None) -> None:

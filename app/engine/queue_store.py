@@ -476,23 +476,6 @@ class QueueStore:
 
         return await self._run(write)
 
-    async def supersede_failed(self, delivered: Job) -> list[Job]:
-        """Earlier failed rows of a path that is now delivered say so (cancelled, with the job
-        that delivered it), instead of a red "failed" next to a file that is on Frame.io."""
-
-        def write(db: sqlite3.Connection) -> list[Job]:
-            ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state = ? AND id < ?",
-                (delivered.root_id, delivered.rel_path, JobState.FAILED.value, delivered.id),
-            )]  # fmt: skip
-            note = f"Delivered by a later upload (job {delivered.id})."
-            for job_id in ids:
-                db.execute("UPDATE jobs SET state = ?, note = ?, updated_at = ? WHERE id = ?",
-                           (JobState.CANCELLED.value, note, time.time(), job_id))  # fmt: skip
-            return [_fetch(db, job_id) for job_id in ids]
-
-        return await self._run(write)
-
     # ---- "ready to review" follow-up ----
     async def reviews_waiting(self) -> list[tuple[Job, str | None, float]]:
         """Delivered jobs whose Frame.io processing is still followed: (job, account, since)."""
