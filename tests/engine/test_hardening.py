@@ -446,15 +446,23 @@ async def test_9_storage_refusing_parts_fails_after_three_attempts_leaving_nothi
     await wait_for(lambda: len(harness.delivered()) == 1, what="delivered after Retry")
 
 
+async def _never_verified(
+    harness: Harness, name: str, size: int, *, verify_timeout: float
+) -> tuple[EngineService, Job]:
+    """A file Frame.io never finishes assembling: failed after three quick attempts."""
+    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})
+    write(harness.watch / name, os.urandom(size))
+    engine = await harness.start()
+    engine.scheduler.retry_base = 0.05
+    engine._uploader.verify_timeout = verify_timeout
+    job = await wait_for(lambda: job_named(engine, name, JobState.FAILED), what="failed")
+    return engine, job
+
+
 async def test_9_a_verify_that_never_completes_fails_after_three_attempts_leaving_nothing(
     harness: Harness,
 ) -> None:
-    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})  # Frame.io never finishes
-    write(harness.watch / "stuck.mov", os.urandom(200_000))
-    engine = await harness.start()
-    engine.scheduler.retry_base = 0.05
-    engine._uploader.verify_timeout = 0.5
-    job = await wait_for(lambda: job_named(engine, "stuck.mov", JobState.FAILED), what="failed")
+    engine, job = await _never_verified(harness, "stuck.mov", 200_000, verify_timeout=0.5)
     assert job.attempts == 3 and "had not finished processing" in (job.last_error or "")
     await wait_for(lambda: harness.remote_files() == [], what="no placeholder left")
 
@@ -620,12 +628,7 @@ async def test_a_rewrite_during_the_last_part_is_never_kept_as_delivered(harness
 
 
 async def test_a_failed_row_is_superseded_once_the_same_file_is_delivered_later(harness: Harness) -> None:
-    harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 3600})  # Frame.io never finishes
-    write(harness.watch / "again.mov", os.urandom(100_000))
-    engine = await harness.start()
-    engine.scheduler.retry_base = 0.05
-    engine._uploader.verify_timeout = 0.3
-    failed = await wait_for(lambda: job_named(engine, "again.mov", JobState.FAILED), what="failed")
+    engine, failed = await _never_verified(harness, "again.mov", 100_000, verify_timeout=0.3)
     harness.sandbox.control("/_sandbox/settings", {"assembly_delay": 0})
     write(harness.watch / "again.mov", os.urandom(100_001))  # re-exported: a new job
     done = await wait_for(lambda: job_named(engine, "again.mov", JobState.DONE), 60, what="delivered")
