@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class Harness:
         self.bus.subscribe(self.events.append)
         self.auth: Connections | None = None
         self.engine: EngineService | None = None
+        self.root_options: dict[str, Any] = {}  # e.g. done_marker
 
     async def start(self, project: str = "Demo Project", folder: str = "Incoming") -> EngineService:
         settings = sandbox_settings(self.sandbox, **self.env)
@@ -54,7 +56,7 @@ class Harness:
             self.auth.auth,
             self.auth.frameio,
             self.bus,
-            [make_root(str(self.watch), project, folder)],
+            [replace(make_root(str(self.watch), project, folder), **self.root_options)],
         )
         await self.engine.start()
         return self.engine

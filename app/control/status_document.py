@@ -100,7 +100,8 @@ async def live_status(engine: Any, demo: bool) -> dict[str, Any]:
         },
         roots=roots,
         settling=[
-            {"root_id": f.root_id, "rel_path": f.rel_path, "size": f.size, "stable_at": iso(f.stable_at)}
+            {"root_id": f.root_id, "rel_path": f.rel_path, "size": f.size, "stable_at": iso(f.stable_at),
+             "held": f.held}
             for f in engine.settling_files()
         ],
         health=[health_json(h) for h in snap.health],

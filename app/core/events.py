@@ -137,6 +137,7 @@ class SettlingFile:
     rel_path: str
     size: int
     stable_at: float  # wall-clock seconds at which it counts as finished if nothing changes
+    held: str = ""  # why it waits even though unchanged (its render looks unfinished), if it does
 
 
 @dataclass(frozen=True)

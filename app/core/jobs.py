@@ -57,6 +57,7 @@ class WatchRoot:
     workspace: str = ""  # workspace name or id; empty: search every workspace
     account_id: str = ""  # empty: the signed-in account
     legacy_ids: tuple[str, ...] = ()  # ids older PostFlow versions gave this root
+    done_marker: str = ""  # e.g. ".done": a file uploads only once "<name>.done" is beside it
 
 
 @dataclass(frozen=True)

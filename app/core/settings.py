@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass, field, replace
 from typing import Any
 
 from app.core.errors import ConfigError
@@ -32,7 +32,15 @@ DEFAULT_EXTENSIONS = (
     ".wav", ".aif", ".aiff", ".mp3", ".m4a",
     ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".dpx", ".psd", ".pdf",
 )  # fmt: skip
-DEFAULT_IGNORE = ("*.tmp", "*.part", ".*", ".DS_Store", "._*", "*.crdownload", "*~")
+DEFAULT_IGNORE = (
+    "*.tmp", "*.part", ".*", ".DS_Store", "._*", "*.crdownload", "*~",
+    # render temporaries and caches of the editing tools (files and folders)
+    "*.prtemp", "*.aep.tmp", "*.tmp.*", "~*", "*.pek", "*.cfa", "*.ims", "*.mcdb", "*.prmdc", "*.prproj",
+    "Adobe Premiere Pro Auto-Save", "Adobe Premiere Pro Video Previews", "Adobe Premiere Pro Audio Previews",
+    "Adobe After Effects Auto-Save", "Media Cache", "Media Cache Files", "Peak Files",
+    "CacheClip", "OptimizedMedia", ".gallery", "Avid Attic", "*.pmr", "*.mdb", "*.avb", "*.avb.tmp",
+    "*.resolve.tmp", "*.drp.tmp",
+)  # fmt: skip
 DISCORD_EVENTS = ("uploaded", "ready", "failed", "signin", "summary")
 DEFAULT_DISCORD_EVENTS = ("ready", "failed", "signin", "summary")
 
@@ -54,6 +62,11 @@ class Settings:
     log_level: str = "INFO"
     stable_seconds: float = 30.0
     scan_interval: float = 15.0
+    quiet_seconds: float = 3.0
+    check_media: bool = True
+    use_events: bool = True
+    max_volume_reads: int = 4
+    mirror_moves: bool = False
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
     max_concurrent_files: int = 2
@@ -268,6 +281,27 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "seconds between full scans of watched folders",
     ),
     SettingSpec(
+        "quiet_seconds", "watch.quiet_seconds", ("POSTFLOW_QUIET_SECONDS",), _number(0),
+        "seconds a MOV/MP4/MXF whose container is verifiably complete must stay unchanged (instead of the "
+        "whole stability window)",
+    ),
+    SettingSpec(
+        "check_media", "watch.check_media", ("POSTFLOW_CHECK_MEDIA",), _bool,
+        "look inside MOV/MP4/MXF files: a half-written render waits, a complete one goes after quiet_seconds",
+    ),
+    SettingSpec(
+        "use_events", "watch.use_events", ("POSTFLOW_USE_EVENTS",), _bool,
+        "use the system's file events (off: scanning alone finds files)",
+    ),
+    SettingSpec(
+        "max_volume_reads", "watch.max_volume_reads", ("POSTFLOW_MAX_VOLUME_READS",),
+        _number(1, integer=True), "looks at the watched volumes (scans, container checks) at the same time",
+    ),
+    SettingSpec(
+        "mirror_moves", "watch.mirror_moves", ("POSTFLOW_MIRROR_MOVES",), _bool,
+        "a delivered file moved or renamed in a watch folder is moved or renamed on Frame.io too",
+    ),
+    SettingSpec(
         "extensions", "watch.extensions", ("POSTFLOW_EXTENSIONS",), _extensions,
         "file extensions to upload (empty list: all)",
     ),
@@ -407,7 +441,7 @@ def load_settings(
     return Settings(paths=paths, **values)
 
 
-ROOT_KEYS = ("path", "project", "folder", "workspace", "account_id")
+ROOT_KEYS = ("path", "project", "folder", "workspace", "account_id", "done_marker")
 
 
 def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
@@ -427,7 +461,12 @@ def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
                     f"{where}: {key} = {entry.get(key)!r} is invalid: expected a non-empty string"
                 )
         extras = {k: str(entry.get(k, "")) for k in ("folder", "workspace", "account_id")}
-        roots.append(make_root(entry["path"], entry["project"], **extras))
+        marker = entry.get("done_marker", "")
+        if not isinstance(marker, str) or "/" in marker or "\\" in marker or marker.strip() != marker:
+            why = "expected a suffix such as '.done'"
+            raise ConfigError(f"{where}: done_marker = {marker!r} is invalid: {why}")
+        root = make_root(entry["path"], entry["project"], **extras)
+        roots.append(replace(root, done_marker=marker) if marker else root)
     return tuple(roots)
 
 

@@ -19,7 +19,8 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,11 +171,39 @@ CREATE INDEX outbox_by_state ON outbox (state, id);
 # gave_up; ``review_at``: when it was settled); what the team is to hear (``team_notices``: events
 # not yet gathered into a message) and the Discord outbox (``outbox``: each message, sent once).
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4)
+_V5 = """
+ALTER TABLE jobs ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
+CREATE INDEX jobs_ready ON jobs (state, id, not_before, root_id);
+CREATE INDEX jobs_by_root_state ON jobs (root_id, state);
+CREATE INDEX jobs_given_up ON jobs (id) WHERE state IN ('cancelled', 'failed')
+    AND (remote_file_id IS NOT NULL OR create_started_at IS NOT NULL)
+"""
+# v5: scale. A waiting job's next try (``not_before``, wall clock) is in SQL, so the scheduler
+# reads only as many ready rows as it has free slots (``jobs_ready`` covers that query);
+# "which roots have work" and "which given-up jobs left something on Frame.io" are index
+# look-ups, not scans of the whole history.
+
+
+def _migrate_v5(db: sqlite3.Connection) -> None:
+    """The v5 indexes, and paths in NFC: the form is now a path's identity (macOS writes NFD),
+    so a file delivered under its NFD name is still known under the NFC one."""
+    _script(db, _V5)
+    for row in db.execute("SELECT id, rel_path FROM jobs").fetchall():
+        normal = unicodedata.normalize("NFC", row[1])
+        if normal != row[1]:
+            db.execute("UPDATE jobs SET rel_path = ? WHERE id = ?", (normal, row[0]))
+    for row in db.execute("SELECT root_id, rel_path FROM root_baseline").fetchall():
+        normal = unicodedata.normalize("NFC", row[1])
+        if normal != row[1]:
+            db.execute("UPDATE OR REPLACE root_baseline SET rel_path = ? WHERE root_id = ? AND rel_path = ?",
+                       (normal, row[0], row[1]))  # fmt: skip
+
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5)
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
            "refusals", "abs_path", "error_title", "error_retryable", "remote_url")  # fmt: skip
-_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at")
+_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at", "not_before")
 _REVIEW = ("review_state", "review_at")
 _FIELDS = frozenset(_PUBLIC + _UPLOAD + _REVIEW)
 _CLEARED_UPLOAD: dict[str, Any] = {
@@ -217,6 +246,17 @@ class Added:
 
     job: Job | None
     replaced: tuple[Job, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A finished file version the watcher offers to the queue."""
+
+    root_id: str
+    rel_path: str
+    abs_path: str
+    size: int
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -311,6 +351,8 @@ class QueueStore:
             "UPDATE jobs SET state = ?, updated_at = ? WHERE state = ?",
             (JobState.PENDING.value, time.time(), JobState.UPLOADING.value),
         )
+        # A restart is the user's "try again now": waits for a next try start afresh.
+        db.execute("UPDATE jobs SET not_before = 0 WHERE state = 'pending' AND not_before > 0")
         return [row_to_job(r) for r in rows]
 
     async def close(self) -> None:
@@ -326,44 +368,49 @@ class QueueStore:
     async def add(self, root_id: str, rel_path: str, abs_path: str, size: int, mtime_ns: int) -> Added:
         """Queue a file version unless it is delivered, queued, failed or refused by the user.
         A new version replaces older ones of the same path that are still waiting."""
+        [added] = await self.add_many([NewFile(root_id, rel_path, abs_path, size, mtime_ns)])
+        return added
 
-        def insert(db: sqlite3.Connection) -> Added:
-            marks = ",".join("?" * len(_HOLDING))
-            held = db.execute(
-                f"SELECT 1 FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ? "
-                f"AND (state IN ({marks}) OR cancelled_by_user = 1) LIMIT 1",
-                (root_id, rel_path, size, mtime_ns, *_HOLDING),
-            ).fetchone()
-            if held is None:
-                held = db.execute(
-                    "SELECT 1 FROM root_baseline WHERE root_id = ? AND rel_path = ? AND size = ? "
-                    "AND mtime_ns = ?",
-                    (root_id, rel_path, size, mtime_ns),
-                ).fetchone()  # there when the root was added with "only new files"
-            if held is not None:
-                return Added(None)
-            now = time.time()
-            waiting = (JobState.PENDING.value, JobState.PAUSED.value, JobState.FAILED.value)
-            older = db.execute(
-                "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
-                (root_id, rel_path, *waiting),
+    async def add_many(self, files: Sequence[NewFile]) -> list[Added]:
+        """``add`` for many files in one transaction: 10,000 renders landing together are one
+        write to disk, not 10,000."""
+        batch = list(files)
+        return await self._run(lambda db: [_insert(db, f) for f in batch]) if batch else []
+
+    async def known_versions(self, root_id: str) -> list[tuple[str, int, int]]:
+        """(path, size, mtime) of every version of this root that would not be queued again
+        (delivered, queued, failed, refused, or there before the root was watched): after a
+        restart the watcher takes these as already handled instead of offering each again."""
+        marks = ",".join("?" * len(_HOLDING))
+
+        def fetch(db: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            rows = db.execute(
+                f"SELECT rel_path, size, mtime_ns FROM jobs WHERE root_id = ? "
+                f"AND (state IN ({marks}) OR cancelled_by_user = 1) "
+                "UNION SELECT rel_path, size, mtime_ns FROM root_baseline WHERE root_id = ?",
+                (root_id, *_HOLDING, root_id),
             ).fetchall()
-            db.execute(
-                "UPDATE jobs SET state = ?, last_error = ?, updated_at = ? "
-                "WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
-                (JobState.CANCELLED.value, "Replaced by a newer version of the file.", now, root_id, rel_path,
-                 *waiting),
-            )  # fmt: skip
-            cur = db.execute(
-                "INSERT INTO jobs (root_id, rel_path, abs_path, size, mtime_ns, state, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (root_id, rel_path, abs_path, size, mtime_ns, JobState.PENDING.value, now, now),
-            )
-            job = row_to_job(db.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone())
-            replaced = tuple(_fetch(db, r["id"]) for r in older)
-            return Added(job, replaced)
+            return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
-        return await self._run(insert)
+        return await self._run(fetch)
+
+    async def ready_jobs(self, limit: int, now: float, root_ids: Iterable[str]) -> list[Job]:
+        """The oldest pending jobs of these roots whose next try is due: at most ``limit``, so
+        a scheduler wake costs what it can start, not what the queue holds."""
+        roots = list(root_ids)
+        if limit <= 0 or not roots:
+            return []
+        marks = ",".join("?" * len(roots))
+
+        def fetch(db: sqlite3.Connection) -> list[Job]:
+            ids = db.execute(
+                f"SELECT id FROM jobs INDEXED BY jobs_ready WHERE state = ? AND not_before <= ? "
+                f"AND root_id IN ({marks}) ORDER BY id LIMIT ?",
+                (JobState.PENDING.value, now, *roots, limit),
+            ).fetchall()
+            return [_fetch(db, r[0]) for r in ids]
+
+        return await self._run(fetch)
 
     # ---- queries ----
     async def get(self, job_id: int) -> Job | None:
@@ -397,16 +444,16 @@ class QueueStore:
 
         return await self._run(fetch)
 
-    async def roots_with_work(self) -> set[str]:
-        """Roots that have jobs waiting or running: their files are expected to be there."""
+    async def roots_with_work(self, root_ids: Iterable[str]) -> set[str]:
+        """Which of these roots have jobs waiting or running (their files are expected to be
+        there): one index look-up per root, however long the queue."""
+        roots = list(root_ids)
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        active = [s.value for s in ACTIVE_STATES]
 
         def fetch(db: sqlite3.Connection) -> set[str]:
-            marks = ",".join("?" * len(ACTIVE_STATES))
-            rows = db.execute(
-                f"SELECT DISTINCT root_id FROM jobs WHERE state IN ({marks})",
-                [s.value for s in ACTIVE_STATES],
-            ).fetchall()
-            return {str(r[0]) for r in rows}
+            sql = f"SELECT 1 FROM jobs WHERE root_id = ? AND state IN ({marks}) LIMIT 1"
+            return {r for r in roots if db.execute(sql, (r, *active)).fetchone() is not None}
 
         return await self._run(fetch)
 
@@ -414,10 +461,9 @@ class QueueStore:
         """Given-up jobs (cancelled or failed) that may still have something on Frame.io."""
 
         def fetch(db: sqlite3.Connection) -> list[Job]:
-            rows = db.execute(
-                "SELECT * FROM jobs WHERE state IN (?, ?) AND (remote_file_id IS NOT NULL OR "
-                "create_started_at IS NOT NULL) ORDER BY id",
-                (JobState.CANCELLED.value, JobState.FAILED.value),
+            rows = db.execute(  # literals, as the partial index jobs_given_up is written
+                "SELECT * FROM jobs WHERE state IN ('cancelled', 'failed') AND (remote_file_id IS NOT NULL "
+                "OR create_started_at IS NOT NULL) ORDER BY id"
             ).fetchall()
             return [row_to_job(r) for r in rows]
 
@@ -682,6 +728,56 @@ class QueueStore:
 
         return await self._run(write)
 
+    async def record_moves(self, root_id: str, moves: Sequence[tuple[str, str, str, int, int]]
+                           ) -> list[tuple[Job, str]]:  # fmt: skip
+        """(old path, new path, new absolute path, size, mtime) of files that moved: a delivered
+        (or waiting) job of that exact version follows its file, with a note. Returns the jobs
+        moved, each with its old path; a version with no such job is not a move."""
+        note_of = "Moved from {}; already on Frame.io, not uploaded again."
+        following = (JobState.DONE.value, JobState.PENDING.value, JobState.PAUSED.value)
+
+        def write(db: sqlite3.Connection) -> list[tuple[Job, str]]:
+            out = []
+            for old, new, abs_path, size, mtime in moves:
+                row = db.execute(
+                    "SELECT id, state FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? "
+                    "AND mtime_ns = ? AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
+                    (root_id, old, size, mtime, *following),
+                ).fetchone()
+                if row is None:
+                    continue
+                note = note_of.format(old) if row[1] == JobState.DONE.value else f"Moved from {old}."
+                db.execute(
+                    "UPDATE jobs SET rel_path = ?, abs_path = ?, note = ?, updated_at = ? WHERE id = ?",
+                    (new, abs_path, note, time.time(), row[0]),
+                )
+                out.append((_fetch(db, row[0]), old))
+            return out
+
+        return await self._run(write)
+
+    async def end_missing(self, root_id: str, rel_paths: Sequence[str], note: str) -> list[Job]:
+        """The files are gone from the folder: their waiting (not running) jobs end, with ``note``."""
+        waiting = (JobState.PENDING.value, JobState.PAUSED.value)
+
+        def write(db: sqlite3.Connection) -> list[Job]:
+            ended = []
+            for rel_path in rel_paths:
+                rows = db.execute(
+                    "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?)",
+                    (root_id, rel_path, *waiting),
+                ).fetchall()
+                for r in rows:
+                    db.execute(
+                        "UPDATE jobs SET state = ?, last_error = ?, error_title = ?, error_retryable = 0, "
+                        "updated_at = ? WHERE id = ?",
+                        (JobState.CANCELLED.value, note, "File deleted", time.time(), r[0]),
+                    )
+                    ended.append(_fetch(db, r[0]))
+            return ended
+
+        return await self._run(write)
+
     async def set_baseline(self, root_id: str, files: Iterable[tuple[str, int, int]]) -> int:
         """The files a root holds as it is added with "only new files": these versions are
         never queued (a changed one is). Replaces the root's earlier baseline."""
@@ -750,6 +846,43 @@ class QueueStore:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
         await self._run(write)
+
+
+def _insert(db: sqlite3.Connection, f: NewFile) -> Added:
+    marks = ",".join("?" * len(_HOLDING))
+    key = (f.root_id, f.rel_path, f.size, f.mtime_ns)
+    held = db.execute(
+        f"SELECT 1 FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ? "
+        f"AND (state IN ({marks}) OR cancelled_by_user = 1) LIMIT 1",
+        (*key, *_HOLDING),
+    ).fetchone()
+    if held is None:  # there when the root was added with "only new files"
+        held = db.execute(
+            "SELECT 1 FROM root_baseline WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ?",
+            key,
+        ).fetchone()
+    if held is not None:
+        return Added(None)
+    now = time.time()
+    waiting = (JobState.PENDING.value, JobState.PAUSED.value, JobState.FAILED.value)
+    older = db.execute(
+        "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+        (f.root_id, f.rel_path, *waiting),
+    ).fetchall()
+    if older:
+        db.execute(
+            "UPDATE jobs SET state = ?, last_error = ?, error_title = NULL, error_retryable = NULL, "
+            "updated_at = ? WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+            (JobState.CANCELLED.value, "Replaced by a newer version of the file.", now, f.root_id, f.rel_path,
+             *waiting),
+        )  # fmt: skip
+    cur = db.execute(
+        "INSERT INTO jobs (root_id, rel_path, abs_path, size, mtime_ns, state, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (f.root_id, f.rel_path, f.abs_path, f.size, f.mtime_ns, JobState.PENDING.value, now, now),
+    )
+    job = _fetch(db, int(cur.lastrowid or 0))
+    return Added(job, tuple(_fetch(db, r["id"]) for r in older))
 
 
 def _fetch_or_none(db: sqlite3.Connection, job_id: int) -> Job | None:

@@ -82,7 +82,7 @@ class Scheduler:
         self.running_jobs: dict[int, Job] = {}
         self.cleaning: dict[int, tuple[Job, asyncio.Task[None]]] = {}
         self._stranded: set[int] = set()  # could not be put back to pending (disk full): retried
-        self._not_before: dict[int, float] = {}
+        self._not_before: dict[int, float] = {}  # clean-ups only; a pending job's next try is in SQL
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._before_each_pass: Callable[[], Any] | None = None
@@ -130,10 +130,14 @@ class Scheduler:
         self._not_before.pop(job_id, None)
         self._board.retry_at(job_id, None)
 
-    def retry_later(self, job_id: int, wait: float) -> None:
+    def retry_later(self, job_id: int, wait: float) -> float:
+        """Not before ``wait`` seconds: returns that wall-clock time, which a job put back to
+        pending stores with it (``not_before``) so the scheduler's query leaves it out."""
         self._not_before[job_id] = time.monotonic() + wait
-        self._board.retry_at(job_id, time.time() + wait)
+        until = time.time() + wait
+        self._board.retry_at(job_id, until)
         asyncio.get_running_loop().call_later(wait, self._wake.set)
+        return until
 
     # ---- the loop ----
     async def _loop(self) -> None:
@@ -143,7 +147,7 @@ class Scheduler:
             try:
                 if self._before_each_pass is not None:
                     await self._before_each_pass()
-                self._monitor.expect_files(await self._store.roots_with_work())
+                self._monitor.expect_files(await self._store.roots_with_work(self._roots))
                 await self._unstrand()
                 await self.start_what_fits()
                 self._health("disk", None)
@@ -166,7 +170,8 @@ class Scheduler:
 
     async def _unstrand(self) -> None:
         for job_id in list(self._stranded):
-            await self._store.transition(job_id, JobState.PENDING, (JobState.UPLOADING,))
+            await self._store.transition(job_id, JobState.PENDING, (JobState.UPLOADING,),
+                                         not_before=time.time() + self.disk_full_wait)  # fmt: skip
             self._stranded.discard(job_id)
 
     async def start_what_fits(self) -> None:
@@ -180,15 +185,17 @@ class Scheduler:
         busy_paths = {(j.root_id, j.rel_path) for j in busy}
         await self._start_cleanups(busy_paths, now)
         slots = self.max_concurrent - len(self.running)
-        for job in await self._store.jobs([JobState.PENDING]):
+        if slots <= 0:
+            return
+        # Roots removed keep their jobs (not uploaded); a volume away holds its jobs (the health
+        # says so). Enough rows are read to fill the free slots past those that must wait.
+        reachable = [root_id for root_id in self._roots if self._monitor.problem(root_id) is None]
+        want = slots + len(busy_paths) + len(self.running)
+        for job in await self._store.ready_jobs(want, time.time(), reachable):
             if slots <= 0:
                 break
-            if job.id in self.running or self._not_before.get(job.id, 0) > now:
-                continue
-            if job.root_id not in self._roots or (job.root_id, job.rel_path) in busy_paths:
-                continue  # root removed (kept, not uploaded), or another version (or clean-up) running
-            if self._monitor.problem(job.root_id) is not None:
-                continue  # its volume is away: the health says so, the job waits
+            if job.id in self.running or (job.root_id, job.rel_path) in busy_paths:
+                continue  # just started, or another version (or its clean-up) of the path running
             slots -= 1
             busy_paths.add((job.root_id, job.rel_path))
             self.running_jobs[job.id] = job
@@ -260,6 +267,9 @@ class Scheduler:
                 raise
             self.retry_later(job.id, self.disk_full_wait)
 
+    async def account_for(self, job: Job) -> str:
+        return await self._account_id(job)
+
     async def _account_id(self, job: Job) -> str:
         root = self._roots.get(job.root_id)
         tokens = self._provider.tokens
@@ -326,13 +336,14 @@ class Scheduler:
             if self._provider.tokens is None:
                 self._guard.enter_signed_out()
             else:  # signed in again meanwhile: just go on
-                self.retry_later(job.id, 1.0)
+                await self._store.transition(job.id, None, (JobState.PENDING,),
+                                             not_before=self.retry_later(job.id, 1.0))  # fmt: skip
         except SourceUnavailable as exc:  # a volume went away: wait for it, lose nothing
             log.warning("%s: %s", job.rel_path, exc.message)
             self._board.attempt_ended(job, "retry", started, exc)
-            self.retry_later(job.id, 15.0)
+            until = self.retry_later(job.id, 15.0)
             await self._board.set(job, JobState.PENDING, last_error=exc.message, error_title=exc.title,
-                                  error_retryable=True)  # fmt: skip
+                                  error_retryable=True, not_before=until)  # fmt: skip
         except FileChanged as exc:
             log.info("%s: %s", job.rel_path, exc.message)
             self._board.attempt_ended(job, "cancelled", started, exc)
@@ -384,9 +395,9 @@ class Scheduler:
             wait = min(RETRY_CAP, self.retry_base * 2 ** min(job.attempts - 1, 10))
             log.warning("%s: %s (attempt %d, next in %.0fs)", job.rel_path, exc.message, job.attempts, wait)
             self._board.attempt_ended(job, "retry", started, exc)
-            self.retry_later(job.id, wait)
+            until = self.retry_later(job.id, wait)
             await self._board.set(job, JobState.PENDING, last_error=exc.message, error_title=exc.title,
-                                  error_retryable=True, refusals=refusals)  # fmt: skip
+                                  error_retryable=True, refusals=refusals, not_before=until)  # fmt: skip
             return
         self._resolver.forget()  # a 404 may mean a folder was deleted: look again next time
         after = f" (after {refusals} tries)" if limit is not None else ""

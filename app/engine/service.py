@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.auth.service import AuthService
-from app.core.errors import ConfigError, SignedOut
+from app.core.errors import ConfigError, PostFlowError, SignedOut
 from app.core.events import (
     AuthState,
     AuthStateChanged,
@@ -54,18 +54,20 @@ from app.engine.loop_lag import LoopLag
 from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
 from app.engine.push_uploader import PushUploader
-from app.engine.queue_store import HistoryPage, HistoryQuery, QueueStore
+from app.engine.queue_store import HistoryPage, HistoryQuery, NewFile, QueueStore
 from app.engine.review_watch import ReviewWatch
 from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
-from app.engine.watcher import FoundFile, Watcher
+from app.engine.tree_scan import Seen
+from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
 __all__ = ["TOUCHED_NOTE", "EngineService", "NO_LONGER_WATCHED"]
 log = logging.getLogger(__name__)
 UNCANCELLED = (JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.UPLOADING)
 PAUSED_KEY = "paused"
+GONE_NOTE = "Deleted from the watch folder before it was uploaded."
 SNAPSHOT_EVERY = 0.5  # seconds: at most this often a SnapshotChanged, however busy the engine
 
 
@@ -109,7 +111,9 @@ class EngineService:
         self._watcher = Watcher(
             FileFilter.of(settings.extensions, settings.ignore_patterns),
             settings.stable_seconds, settings.scan_interval, self._found, self._root_health, self._monitor,
-            self._settling_changed,
+            self._settling_changed, quiet_seconds=settings.quiet_seconds, check_media=settings.check_media,
+            use_events=settings.use_events, max_reads=settings.max_volume_reads, on_moved=self._moved,
+            on_gone=self._gone, known_versions=self.store.known_versions,
         )  # fmt: skip
         self._guard = AccountGuard(
             self.store, auth.provider, bus, halt_everything=self._halt_everything, changed=self._announce,
@@ -301,8 +305,9 @@ class EngineService:
         self.scheduler.clear_retry(job_id)
         expect = (JobState.FAILED, JobState.CANCELLED)
         if await self._board.cas(
-            job_id, JobState.PENDING, expect, attempts=0, refusals=0, last_error=None, cancelled_by_user=False
-        ):
+            job_id, JobState.PENDING, expect, attempts=0, refusals=0, last_error=None,
+            cancelled_by_user=False, not_before=0,
+        ):  # fmt: skip
             self._wake()
 
     async def retry_failed(self) -> None:
@@ -458,7 +463,9 @@ class EngineService:
         self.scheduler.max_concurrent = s.max_concurrent_files
         self._uploader.parts_per_file = s.parts_per_file
         self._limiter.rate = s.bandwidth_limit
-        self._watcher.configure(self._filter(), s.stable_seconds, s.scan_interval)
+        self._watcher.configure(
+            self._filter(), s.stable_seconds, s.scan_interval, s.quiet_seconds, s.check_media
+        )
         log.info("settings changed: %s", ", ".join(f"{k} = {v!r}" for k, v in parsed.items()))
         self.bus.publish(SettingsChanged(tuple(parsed)))
         self._wake()
@@ -525,20 +532,70 @@ class EngineService:
             return  # nothing was wrong: nothing to say
         self.health_monitor.set(component, problem)
 
-    async def _found(self, found: FoundFile) -> None:
-        if found.root.id not in self._roots:
-            return  # removed while its scan was under way: not watched any more
-        added = await self.store.add(
-            found.root.id, found.rel_path, found.abs_path, found.size, found.mtime_ns
-        )
-        for old in added.replaced:
-            log.info("%s: replaced by a newer version before it was uploaded", old.rel_path)
-            self._board.publish(old)
-        job = added.job
-        if job is not None:
-            log.info("%s: queued (%d bytes)", job.rel_path, job.size)
-            self.bus.publish(JobAdded(job.id, job.rel_path, job.root_id, job.size))
+    async def _found(self, batch: list[FoundFile]) -> None:
+        """Finished files, queued in one transaction (10,000 renders are one write)."""
+        files = [
+            NewFile(f.root.id, f.rel_path, f.abs_path, f.size, f.mtime_ns)
+            for f in batch
+            if f.root.id in self._roots
+        ]  # fmt: skip  (a root removed meanwhile: not watched)
+        added_any = False
+        for added in await self.store.add_many(files):
+            for old in added.replaced:
+                log.info("%s: replaced by a newer version before it was uploaded", old.rel_path)
+                self._board.publish(old)
+            job = added.job
+            if job is not None:
+                added_any = True
+                if len(files) <= SEEN_ONE_BY_ONE:
+                    log.info("%s: queued (%d bytes)", job.rel_path, job.size)
+                self.bus.publish(JobAdded(job.id, job.rel_path, job.root_id, job.size))
+        if added_any:
+            if len(files) > SEEN_ONE_BY_ONE:
+                log.info("%d files queued", len(files))
             self._wake()
+
+    async def _moved(self, root: WatchRoot, pairs: list[tuple[Seen, FoundFile]]) -> set[str]:
+        """Files found at a new path with the size and mtime they had at an old one: a delivered
+        version is recorded as moved (not uploaded again), a waiting one follows its file."""
+        moves = [(old.rel_path, new.rel_path, new.abs_path, new.size, new.mtime_ns) for old, new in pairs]
+        recorded = await self.store.record_moves(root.id, moves)
+        for job, old_path in recorded:
+            if job.state is JobState.DONE:
+                log.info("%s: moved from %s; already on Frame.io, not uploaded again", job.rel_path, old_path)
+                if self.settings.mirror_moves:
+                    self._spawn(self._mirror_move(root, job, old_path))
+            else:
+                log.info("%s: moved from %s before it was uploaded", job.rel_path, old_path)
+            self._board.publish(job)
+        return {job.rel_path for job, _ in recorded}
+
+    async def _mirror_move(self, root: WatchRoot, job: Job, old_path: str) -> None:
+        """The user asked for moves on disk to be moves on Frame.io too (``watch.mirror_moves``)."""
+        try:
+            account_id = await self.scheduler.account_for(job)
+            if job.remote_file_id is None:
+                return
+            old_dir = old_path.rsplit("/", 1)[0] if "/" in old_path else ""
+            if old_dir != job.rel_dir:
+                folder_id = await self._resolver.folder_for(account_id, root, job.rel_dir)
+                await self._frameio.move_file(account_id, job.remote_file_id, folder_id)
+            if old_path.rsplit("/", 1)[-1] != job.name:
+                await self._frameio.rename_file(account_id, job.remote_file_id, job.name)
+            log.info("%s: moved on Frame.io too", job.rel_path)
+        except PostFlowError as exc:
+            log.warning("%s: moved on disk, but not on Frame.io: %s", job.rel_path, exc.message)
+            note = f"Moved from {old_path}; not moved on Frame.io: {exc.message}"
+            stored = await self.store.transition(job.id, None, (JobState.DONE,), note=note)
+            if stored is not None:
+                self._board.publish(stored)
+
+    async def _gone(self, root: WatchRoot, files: list[Seen]) -> None:
+        """Files deleted (or moved away) from the folder: their waiting jobs leave the queue."""
+        ended = await self.store.end_missing(root.id, [f.rel_path for f in files], GONE_NOTE)
+        for job in ended:
+            log.info("%s: %s", job.rel_path, GONE_NOTE)
+            self._board.publish(job)
 
     def _log_health(self, event: HealthChanged) -> None:
         """Every change of a check is in the log, its recovery too (not only its failure)."""

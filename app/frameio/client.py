@@ -256,6 +256,21 @@ class FrameioClient:
         doc = await self.request("files.show", "GET", f"/v4/accounts/{account_id}/files/{file_id}")
         return models.file_from(_data(doc))
 
+    async def move_file(self, account_id: str, file_id: str, parent_id: str) -> models.RemoteFile:
+        """Into another folder (or a version stack). Setting a parent twice is harmless: safe to retry."""
+        doc = await self.request(
+            "files.move", "PATCH", f"/v4/accounts/{account_id}/files/{file_id}/move",
+            json={"data": {"parent_id": parent_id}}, idempotent=True,
+        )  # fmt: skip
+        return models.file_from(_data(doc))
+
+    async def rename_file(self, account_id: str, file_id: str, name: str) -> models.RemoteFile:
+        doc = await self.request(
+            "files.update", "PATCH", f"/v4/accounts/{account_id}/files/{file_id}",
+            json={"data": {"name": name}}, idempotent=True,
+        )  # fmt: skip
+        return models.file_from(_data(doc))
+
     async def delete_file(self, account_id: str, file_id: str) -> None:
         """Delete a placeholder; already gone is fine."""
         with contextlib.suppress(NotFound):

@@ -23,6 +23,8 @@ DOCUMENTED: dict[str, tuple[int, float]] = {
     "files.list": (5, 1.0),
     "files.show": (10, 1.0),
     "files.delete": (100, 60.0),
+    "files.move": (100, 60.0),
+    "files.update": (100, 60.0),
     "files.create_local_upload": (5, 1.0),
     "files.create_remote_upload": (5, 1.0),
     "files.show_file_upload_status": (5, 1.0),

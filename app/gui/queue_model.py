@@ -365,7 +365,7 @@ class QueueModel(QAbstractTableModel):
                 Column.FILE: row.settling.rel_path.rpartition("/")[2],
                 Column.DESTINATION: self._destination(row),
                 Column.SIZE: format_bytes(row.settling.size),
-                Column.STATE: "Waiting for the render to finish",
+                Column.STATE: _held_words(row.settling.held) or "Waiting for the render to finish",
             }.get(column, "")
         view = row.view
         assert view is not None
@@ -397,3 +397,8 @@ class QueueModel(QAbstractTableModel):
         if column is Column.FILE:
             return row.view.job.abs_path if row.view else row.rel_path
         return self._text(row, column)
+
+
+def _held_words(held: str) -> str:
+    """Why an unchanged file still waits, as the queue says it ("Waiting: no movie index…")."""
+    return f"Waiting: {held}" if held else ""

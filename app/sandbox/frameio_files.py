@@ -109,6 +109,44 @@ async def delete_file(request: web.Request, ctx: OpContext) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.patch("/v4/accounts/{account_id}/files/{file_id}/move")
+@operation("files.move")
+async def move_file(request: web.Request, ctx: OpContext) -> web.Response:
+    """Into another folder of the account (its project follows the folder). Moving into a
+    version stack is not emulated yet: 501, never a silent success."""
+    f = ctx.file(request)
+    data = await read_body(request, "files.move")
+    parent_id = data.get("parent_id")
+    if not parent_id:
+        raise ApiError(422, "parent_id is required", pointer="/data/parent_id")
+    if parent_id in ctx.sb.store.version_stacks:
+        raise ApiError(501, "The sandbox does not emulate moving a file into a version stack yet.",
+                       title="Not Implemented")  # fmt: skip
+    folder = ctx.sb.store.folders.get(parent_id)
+    if folder is None or folder.account_id != f.account_id:
+        raise ApiError(422, "parent_id does not name a folder of this account", pointer="/data/parent_id")
+    for vs in list(ctx.sb.store.version_stacks.values()):  # out of its stack, into the folder
+        if f.id in vs.file_ids:
+            vs.file_ids.remove(f.id)
+            if not vs.file_ids:
+                del ctx.sb.store.version_stacks[vs.id]
+    f.parent_id, f.project_id, f.updated_at = folder.id, folder.project_id, ctx.sb.clock.iso()
+    ctx.sb.store.changed()
+    return json_response({"data": serialize.file(f, media_links(ctx.sb, f, set()))})
+
+
+@routes.patch("/v4/accounts/{account_id}/files/{file_id}")
+@operation("files.update")
+async def update_file(request: web.Request, ctx: OpContext) -> web.Response:
+    f = ctx.file(request)
+    data = await read_body(request, "files.update")
+    if "name" in data:
+        f.name = data["name"]
+        f.updated_at = ctx.sb.clock.iso()
+        ctx.sb.store.changed()
+    return json_response({"data": serialize.file(f, media_links(ctx.sb, f, set()))})
+
+
 @routes.get("/v4/accounts/{account_id}/files/{file_id}/status")
 @operation("files.show_file_upload_status")
 async def file_status(request: web.Request, ctx: OpContext) -> web.Response:

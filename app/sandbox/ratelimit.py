@@ -20,6 +20,8 @@ DOCUMENTED_LIMITS: dict[str, tuple[int, int]] = {
     "files.list": (5, 1_000),
     "files.show": (10, 1_000),
     "files.delete": (100, 60_000),
+    "files.move": (100, 60_000),
+    "files.update": (100, 60_000),
     "files.create_local_upload": (5, 1_000),
     "files.create_remote_upload": (5, 1_000),
     "files.show_file_upload_status": (5, 1_000),

@@ -7,6 +7,30 @@ tests/contract/test_spec_sync.py checks they still match it.
 from typing import Any
 
 REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
+    "files.move": {
+        "additionalProperties": False,
+        "properties": {
+            "data": {
+                "additionalProperties": False,
+                "properties": {"parent_id": {"type": "string"}},
+                "type": "object",
+            }
+        },
+        "required": ["data"],
+        "type": "object",
+    },
+    "files.update": {
+        "additionalProperties": False,
+        "properties": {
+            "data": {
+                "additionalProperties": False,
+                "properties": {"name": {"maxLength": 255, "minLength": 1, "type": "string"}},
+                "type": "object",
+            }
+        },
+        "required": ["data"],
+        "type": "object",
+    },
     "comments.create": {
         "additionalProperties": False,
         "properties": {

@@ -80,6 +80,8 @@ OPS: dict[str, Op] = {
     "files.show": Op("get", "/v4/accounts/{account_id}/files/{file_id}"),
     "files.show_file_upload_status": Op("get", "/v4/accounts/{account_id}/files/{file_id}/status"),
     "files.delete": Op("delete", "/v4/accounts/{account_id}/files/{file_id}"),
+    "files.move": Op("patch", "/v4/accounts/{account_id}/files/{file_id}/move"),
+    "files.update": Op("patch", "/v4/accounts/{account_id}/files/{file_id}"),
     "version_stacks.create": Op("post", "/v4/accounts/{account_id}/folders/{folder_id}/version_stacks"),
     "comments.create": Op("post", "/v4/accounts/{account_id}/files/{file_id}/comments"),
 }
@@ -456,6 +458,8 @@ def valid_body(world: World, op_id: str) -> Any:
         },
         "version_stacks.create": {"data": {"file_ids": [world.params["file_id"], world.params["file2_id"]]}},
         "comments.create": {"data": {"text": "Contract comment"}},
+        "files.move": {"data": {"parent_id": world.root}},
+        "files.update": {"data": {"name": "A001_C001_renamed.mov"}},
     }.get(op_id)
 
 

@@ -37,6 +37,11 @@ async def test_nested_files_land_in_mirrored_folders_once(harness: Harness) -> N
     delivered = harness.delivered()
     assert {p: delivered[p]["sha256"] for p in expected} == {p: sha(d) for p, d in expected.items()}
     assert len(harness.remote_files()) == len(expected)  # nothing twice, no stray placeholder
+
+    async def all_done() -> bool:
+        return all(j.state is JobState.DONE for j in await harness.engine.jobs())  # type: ignore[union-attr]
+
+    await wait_for(all_done, what="every job recorded as delivered")  # Frame.io may say so first
     # A restart finds the same files and uploads nothing again.
     engine = await harness.restart()
     await engine.scan_now()  # every file seen again (stability window 0.3 s) ...
