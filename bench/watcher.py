@@ -176,10 +176,13 @@ async def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("POSTFLOW_LOG_LEVEL", "WARNING")
 
+    import keyring
+    from support_keyrings import MemoryKeyring
     from support_sandbox import RunningSandbox
 
     from app.sandbox.config import SandboxConfig
 
+    keyring.set_keyring(MemoryKeyring())  # never the user's real keychain
     work = Path(tempfile.mkdtemp(prefix="postflow-bench-"))
     sandbox = RunningSandbox(SandboxConfig(state_dir=work / "sandbox")).start()
     try:

@@ -436,7 +436,8 @@ class QueueStore:
 
         def fetch(db: sqlite3.Connection) -> Job | None:
             row = db.execute(
-                "SELECT * FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND state = ? "
+                "SELECT * FROM jobs INDEXED BY jobs_by_path "
+                "WHERE root_id = ? AND rel_path = ? AND size = ? AND state = ? "
                 "AND sha256 IS NOT NULL ORDER BY id DESC LIMIT 1",
                 (root_id, rel_path, size, JobState.DONE.value),
             ).fetchone()
@@ -740,7 +741,8 @@ class QueueStore:
             out = []
             for old, new, abs_path, size, mtime in moves:
                 row = db.execute(
-                    "SELECT id, state FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? "
+                    "SELECT id, state FROM jobs INDEXED BY jobs_by_path "
+                    "WHERE root_id = ? AND rel_path = ? AND size = ? "
                     "AND mtime_ns = ? AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
                     (root_id, old, size, mtime, *following),
                 ).fetchone()
@@ -764,7 +766,8 @@ class QueueStore:
             ended = []
             for rel_path in rel_paths:
                 rows = db.execute(
-                    "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?)",
+                    "SELECT id FROM jobs INDEXED BY jobs_by_path "
+                    "WHERE root_id = ? AND rel_path = ? AND state IN (?, ?)",
                     (root_id, rel_path, *waiting),
                 ).fetchall()
                 for r in rows:
@@ -852,7 +855,8 @@ def _insert(db: sqlite3.Connection, f: NewFile) -> Added:
     marks = ",".join("?" * len(_HOLDING))
     key = (f.root_id, f.rel_path, f.size, f.mtime_ns)
     held = db.execute(
-        f"SELECT 1 FROM jobs WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ? "
+        "SELECT 1 FROM jobs INDEXED BY jobs_by_path "
+        "WHERE root_id = ? AND rel_path = ? AND size = ? AND mtime_ns = ? "
         f"AND (state IN ({marks}) OR cancelled_by_user = 1) LIMIT 1",
         (*key, *_HOLDING),
     ).fetchone()
@@ -866,13 +870,15 @@ def _insert(db: sqlite3.Connection, f: NewFile) -> Added:
     now = time.time()
     waiting = (JobState.PENDING.value, JobState.PAUSED.value, JobState.FAILED.value)
     older = db.execute(
-        "SELECT id FROM jobs WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+        "SELECT id FROM jobs INDEXED BY jobs_by_path "
+        "WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
         (f.root_id, f.rel_path, *waiting),
     ).fetchall()
     if older:
         db.execute(
-            "UPDATE jobs SET state = ?, last_error = ?, error_title = NULL, error_retryable = NULL, "
-            "updated_at = ? WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
+            "UPDATE jobs INDEXED BY jobs_by_path SET state = ?, last_error = ?, error_title = NULL, "
+            "error_retryable = NULL, updated_at = ? "
+            "WHERE root_id = ? AND rel_path = ? AND state IN (?, ?, ?)",
             (JobState.CANCELLED.value, "Replaced by a newer version of the file.", now, f.root_id, f.rel_path,
              *waiting),
         )  # fmt: skip

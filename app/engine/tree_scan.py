@@ -71,7 +71,11 @@ class Diff:
 
 
 def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+    return (
+        text
+        if text.isascii() or unicodedata.is_normalized("NFC", text)
+        else unicodedata.normalize("NFC", text)
+    )
 
 
 class TreeState:
@@ -85,6 +89,7 @@ class TreeState:
         self.trust_mtimes: bool | None = None  # None: not known yet; False: this volume lies
         self.full_scans = 0
         self.listed = 0  # folders listed by the last scan (the rest were trusted)
+        self.cpu_seconds = 0.0  # CPU the last full scan used (its thread's, pauses left out)
         self.known: set[tuple[str, int, int]] | None = None  # versions already handled (restart)
         self.forgotten: set[str] = set()  # identities to report again at the next look
 
@@ -108,6 +113,7 @@ class TreeState:
             self.case_insensitive = _case_insensitive(base)
         self.full_scans += 1
         relist = self.trust_mtimes is not True or self.full_scans % RELIST_EVERY == 0
+        cpu_started = time.thread_time()
         diff = Diff()
         seen_files: dict[str, Seen] = {}
         seen_dirs: dict[str, _Dir] = {}
@@ -136,6 +142,7 @@ class TreeState:
                 pace.step()
         if relist:
             self._learn_trust(contradicted)
+        self.cpu_seconds = time.thread_time() - cpu_started
         return self._replace(seen_files, seen_dirs, diff)
 
     def scan_dirs(self, rel_dirs: Iterable[str], file_filter: FileFilter) -> Diff:

@@ -91,6 +91,8 @@ class Watcher:
         self._check_media = check_media
         self.use_events = use_events
         self._reads = asyncio.Semaphore(max(1, max_reads))  # concurrent looks at the volume
+        self._read_count = max(1, max_reads)
+        self._held_told: set[str] = set()  # files whose unfinished container was logged
         self._on_ready = on_ready
         self._on_health = on_health
         self._roots: dict[str, WatchRoot] = {}
@@ -246,11 +248,10 @@ class Watcher:
                     tree.expect(await self._known_versions(root.id))
                 throttle = not full_now and tree.full_scans > 0  # the safety net, in the background
                 async with self._reads:
-                    started = time.monotonic()
                     diff = await asyncio.to_thread(tree.full_scan, self._filter, throttle)
-                    took = time.monotonic() - started
                 self.full_scans += 1
-                self._next_full[root.id] = time.monotonic() + max(self._scan_interval, took / FULL_SCAN_DUTY)
+                spacing = max(self._scan_interval, tree.cpu_seconds / FULL_SCAN_DUTY)
+                self._next_full[root.id] = time.monotonic() + spacing
                 self._tell_skipped(root, diff.skipped, replace=True)
             elif dirty:
                 async with self._reads:
@@ -312,24 +313,28 @@ class Watcher:
         if not keys:
             return
 
-        async def judge(key: str) -> None:
-            seen = tree.files.get(key)
-            observation = tracker.observation(key)
-            if seen is None or observation is None:
-                return
-            async with self._reads:
-                check, marker_missing = await asyncio.to_thread(self._judge_file, root, seen.abs_path)
-            hold = ""
-            if marker_missing:
-                hold = f"waiting for {seen.rel_path.rsplit('/', 1)[-1]}{root.done_marker}"
-                held.add(key)
-            elif check.reason:
-                told = tracker.settling()
-                if not any(k == key and h for k, _s, _t, h in told):
-                    log.info("%s: %s; it waits until its render finishes", seen.rel_path, check.reason)
-            tracker.checked(key, observation, check, hold)
+        looked = [
+            (k, seen, obs) for k in keys if (seen := tree.files.get(k)) and (obs := tracker.observation(k))
+        ]
+        chunks = [looked[i :: self._read_count] for i in range(self._read_count)]
 
-        await asyncio.gather(*(judge(k) for k in keys))
+        async def judge(chunk: list[tuple[str, Seen, Observation]]) -> list[tuple[MediaCheck, bool]]:
+            async with self._reads:  # one thread hop per chunk, not per file (10,000 renders)
+                return await asyncio.to_thread(
+                    lambda: [self._judge_file(root, s.abs_path) for _, s, _ in chunk]
+                )
+
+        results = await asyncio.gather(*(judge(c) for c in chunks if c))
+        for chunk, verdicts in zip([c for c in chunks if c], results, strict=True):
+            for (key, seen, observation), (check, marker_missing) in zip(chunk, verdicts, strict=True):
+                hold = ""
+                if marker_missing:
+                    hold = f"waiting for {seen.rel_path.rsplit('/', 1)[-1]}{root.done_marker}"
+                    held.add(key)
+                elif check.reason and key not in self._held_told:
+                    self._held_told.add(key)
+                    log.info("%s: %s; it waits until its render finishes", seen.rel_path, check.reason)
+                tracker.checked(key, observation, check, hold)
 
     def _judge_file(self, root: WatchRoot, abs_path: str) -> tuple[MediaCheck, bool]:
         marker_missing = bool(root.done_marker) and not os.path.exists(abs_path + root.done_marker)
