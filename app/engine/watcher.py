@@ -55,6 +55,7 @@ KnownCallback = Callable[[str], Awaitable[list[tuple[str, int, int]]]]
 SEEN_ONE_BY_ONE = 5  # more new files than this in one scan are logged as one line
 FULL_SCAN_DUTY = 0.01  # full scans never take more than this share of the time between them
 OWN_READS = frozenset({"opened", "closed_no_write"})  # what reading a file raises (inotify)
+CHANGES: list[Any] = []  # the watchdog event classes that mean a change (filled on first use)
 MARKER_RECHECK = 2.0  # seconds between looks for a done-marker
 EMPTY = Observation(0, 0)
 EVENT_DEBOUNCE = 0.2  # a burst of file events makes one look, not hundreds
@@ -468,7 +469,14 @@ class Watcher:
                 self._observer.unschedule(watch)
 
     def _schedule_on(self, observer: Any, root: WatchRoot) -> None:
+        from watchdog import events
         from watchdog.events import FileSystemEventHandler
+
+        if not CHANGES:
+            CHANGES.extend([events.FileCreatedEvent, events.DirCreatedEvent, events.FileDeletedEvent,
+                            events.DirDeletedEvent, events.FileMovedEvent, events.DirMovedEvent,
+                            events.FileModifiedEvent, events.DirModifiedEvent,
+                            events.FileClosedEvent])  # fmt: skip
 
         watcher = self
 
@@ -476,8 +484,12 @@ class Watcher:
             def on_any_event(self, event: Any) -> None:
                 watcher._event(root.id, root.path, event)
 
-        try:
-            self._watches[root.id] = observer.schedule(Hint(), root.path, recursive=True)
+        try:  # reads (ours, a scan's folder opens) are not even asked of the kernel: a full scan
+            # of 5,000 folders would otherwise overflow inotify's queue, and watchdog's
+            # reconciliation of an overflow walks the whole tree again, and again
+            self._watches[root.id] = observer.schedule(
+                Hint(), root.path, recursive=True, event_filter=CHANGES
+            )
         except OSError as exc:  # unreachable now, or too many folders for inotify: the scans do it
             log.info("no file events for %s (%s): found by scanning every %gs", root.path, exc,
                      self._scan_interval)  # fmt: skip
