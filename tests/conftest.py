@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,15 @@ from support_keyrings import MemoryKeyring  # noqa: E402
 from support_sandbox import RunningSandbox  # noqa: E402
 
 from app.sandbox.config import SandboxConfig  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def collected_garbage() -> Iterator[None]:
+    """Collect cyclic garbage after every test, so an unclosed socket or file is reported
+    (filterwarnings = error) by the test that leaked it, not by whichever test happens to be
+    running when the collector next wakes up."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ so the follow-up never starves uploads; each file is asked again at growing inte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.errors import PostFlowError
+from app.core.event_wait import wait_set
 from app.core.events import EventBus, FileReviewed, JobStateChanged
 from app.core.jobs import Job, JobState
 from app.engine.queue_store import QueueStore
@@ -140,8 +140,7 @@ class ReviewWatch:
             if due:
                 continue
             soonest = min((f.next_at for f in self._followed.values()), default=now + 60.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload.wait(), max(0.05, soonest - time.monotonic()))
+            await wait_set(self._reload, max(0.05, soonest - time.monotonic()))
 
     async def _check(self, followed: _Followed) -> None:
         job = followed.job

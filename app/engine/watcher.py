@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.core.event_wait import wait_set
 from app.core.events import SettlingFile
 from app.core.jobs import WatchRoot
 from app.core.units import format_bytes
@@ -209,11 +210,8 @@ class Watcher:
                     await self._pass()
             except Exception:
                 log.exception("scan failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
+            if await wait_set(self._wake, self._next_wait()):
                 await asyncio.sleep(EVENT_DEBOUNCE)
-            except TimeoutError:
-                pass
 
     def _next_wait(self) -> float:
         now = time.monotonic()

@@ -23,6 +23,7 @@ import httpx
 
 from app.auth.token_store import TokenStore
 from app.core.errors import ConfigError, PostFlowError
+from app.core.event_wait import wait_set
 from app.core.events import (
     AttemptEnded,
     AuthState,
@@ -279,11 +280,8 @@ class DiscordNotifier:
             left = min(window, MAX_GATHER) - elapsed
             if left <= 0:
                 break
-            try:
-                await asyncio.wait_for(self._notices_due.wait(), min(quiet, left))
-            except TimeoutError:
-                if self._incoming.empty():
-                    break
+            if not await wait_set(self._notices_due, min(quiet, left)) and self._incoming.empty():
+                break
         self._notices_due.clear()
         notices = await self._outbox.notices()
         if not notices:
@@ -314,8 +312,7 @@ class DiscordNotifier:
                 return
             wait = max(message.not_before, self._bucket_until) - time.time()
             if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._send_due.wait(), wait)
+                await wait_set(self._send_due, wait)
                 self._send_due.clear()
                 continue
             await self._send(url, message.id, message.payload, message.attempts)
