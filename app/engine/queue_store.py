@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.core.jobs import ACTIVE_STATES, Job, JobState, UploadState
+from app.core.path_text import text_form
 
 T = TypeVar("T")
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -751,7 +752,7 @@ class QueueStore:
                 note = note_of.format(old) if row[1] == JobState.DONE.value else f"Moved from {old}."
                 db.execute(
                     "UPDATE jobs SET rel_path = ?, abs_path = ?, note = ?, updated_at = ? WHERE id = ?",
-                    (new, abs_path, note, time.time(), row[0]),
+                    (text_form(new), text_form(abs_path), note, time.time(), row[0]),
                 )
                 out.append((_fetch(db, row[0]), old))
             return out
@@ -885,7 +886,7 @@ def _insert(db: sqlite3.Connection, f: NewFile) -> Added:
     cur = db.execute(
         "INSERT INTO jobs (root_id, rel_path, abs_path, size, mtime_ns, state, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (f.root_id, f.rel_path, f.abs_path, f.size, f.mtime_ns, JobState.PENDING.value, now, now),
+        (f.root_id, f.rel_path, text_form(f.abs_path), f.size, f.mtime_ns, JobState.PENDING.value, now, now),
     )
     job = _fetch(db, int(cur.lastrowid or 0))
     return Added(job, tuple(_fetch(db, r["id"]) for r in older))

@@ -30,9 +30,10 @@ from app.engine.job_board import JobBoard
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootMonitor
-from app.engine.upload_errors import FileChanged, SourceUnavailable, attempt_limit
+from app.engine.upload_errors import FileChanged, NameRefused, SourceUnavailable, attempt_limit
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
+from app.frameio.names import name_problem
 
 log = logging.getLogger(__name__)
 NETWORK = "network"  # health component: Frame.io or its storage cannot be reached at all
@@ -308,6 +309,9 @@ class Scheduler:
         started = time.monotonic()
         try:
             log.info("%s: upload started (attempt %d)", job.rel_path, job.attempts)
+            problem = name_problem(job.rel_path)
+            if problem is not None:
+                raise NameRefused(problem)
             root = self._roots[job.root_id]
             account_id = await self._account_id(job)
             sha256, skipped = await self._touched_only(job, root, account_id)

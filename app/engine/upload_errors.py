@@ -24,6 +24,13 @@ class SourceUnavailable(PostFlowError):
     retryable = True
 
 
+class NameRefused(PostFlowError):
+    """Frame.io would refuse the file's name (or a folder's in its path): renaming it is the
+    only fix, and the renamed file is a new job."""
+
+    title = "Name Frame.io would refuse"
+
+
 class NotReadable(PostFlowError):
     title = "File cannot be read"
     retryable = True

@@ -210,6 +210,11 @@ class SettingsDialog(QDialog):
         self.scan = QDoubleSpinBox(tab)
         self.scan.setRange(0.1, 86_400)
         self.scan.setSuffix(" s")
+        self.quiet = QDoubleSpinBox(tab)
+        self.quiet.setRange(0, 3_600)
+        self.quiet.setSuffix(" s")
+        self.check_media = QCheckBox("Upload a MOV, MP4 or MXF only once its container is complete", tab)
+        self.mirror_moves = QCheckBox("Move or rename it on Frame.io too", tab)
         self.extensions = QLineEdit(tab)
         self.extensions.setPlaceholderText("empty: every file")
         self.ignore = QLineEdit(tab)
@@ -218,6 +223,9 @@ class SettingsDialog(QDialog):
             ("Parts of a file in parallel", "parts_per_file", self.parts),
             ("Bandwidth cap", "bandwidth_limit", self.bandwidth),
             ("A file is finished after unchanged for", "stable_seconds", self.stable),
+            ("…or, when its container is complete, for", "quiet_seconds", self.quiet),
+            ("Renders", "check_media", self.check_media),
+            ("A delivered file moved here", "mirror_moves", self.mirror_moves),
             ("Full scan of folders every", "scan_interval", self.scan),
             ("Upload these extensions", "extensions", self.extensions),
             ("Never upload names matching", "ignore_patterns", self.ignore),
@@ -259,6 +267,9 @@ class SettingsDialog(QDialog):
         self.bandwidth.setValue(s.bandwidth_limit / MB)
         self.stable.setValue(s.stable_seconds)
         self.scan.setValue(s.scan_interval)
+        self.quiet.setValue(s.quiet_seconds)
+        self.check_media.setChecked(s.check_media)
+        self.mirror_moves.setChecked(s.mirror_moves)
         self.extensions.setText(", ".join(s.extensions))
         self.ignore.setText(", ".join(s.ignore_patterns))
         self.notifications.setChecked(s.notifications)
@@ -287,6 +298,9 @@ class SettingsDialog(QDialog):
             "bandwidth_limit": round(self.bandwidth.value() * MB),
             "stable_seconds": self.stable.value(),
             "scan_interval": self.scan.value(),
+            "quiet_seconds": self.quiet.value(),
+            "check_media": self.check_media.isChecked(),
+            "mirror_moves": self.mirror_moves.isChecked(),
             "extensions": self.extensions.text(),
             "ignore_patterns": self.ignore.text(),
             "notifications": self.notifications.isChecked(),

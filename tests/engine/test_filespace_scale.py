@@ -145,6 +145,31 @@ async def test_a_delivered_file_moved_and_renamed_is_not_uploaded_again(harness:
     assert list(harness.delivered()) == ["Demo Project/Incoming/clip.mov"]
 
 
+async def test_a_file_moved_while_postflow_was_stopped_is_not_uploaded_again(harness: Harness) -> None:
+    write(harness.watch / "clip.mov", os.urandom(4000))
+    write(harness.watch / "copied.mov", os.urandom(4100))
+    engine = await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 2, what="delivered")
+    await harness.engine.stop()  # type: ignore[union-attr]
+    (harness.watch / "Selects").mkdir()
+    os.rename(harness.watch / "clip.mov", harness.watch / "Selects" / "hero.mov")
+    shutil.copy2(harness.watch / "copied.mov", harness.watch / "Selects" / "copy.mov")  # a copy is new
+    engine = await harness.start()
+    await wait_for(lambda: jobs_at(engine, "Selects/hero.mov"), what="recorded as moved")
+    [job] = await jobs_at(engine, "Selects/hero.mov")
+    assert job.state is JobState.DONE and job.note and "Moved from clip.mov" in job.note
+    await wait_for(lambda: len(harness.delivered()) == 3, what="the copy delivered")
+    assert sorted(harness.delivered()) == [
+        "Demo Project/Incoming/Selects/copy.mov", "Demo Project/Incoming/clip.mov",
+        "Demo Project/Incoming/copied.mov",
+    ]  # fmt: skip
+    assert sorted(j.rel_path for j in await engine.jobs()) == [
+        "Selects/copy.mov",
+        "Selects/hero.mov",
+        "copied.mov",
+    ]
+
+
 async def test_a_move_is_mirrored_on_frame_io_when_asked(harness: Harness) -> None:
     harness.env["POSTFLOW_MIRROR_MOVES"] = "1"
     data = os.urandom(4000)
@@ -219,6 +244,29 @@ async def test_the_nfd_and_nfc_names_of_one_file_are_one_file(harness: Harness) 
     await engine.scan_now()
     assert len(harness.remote_files()) == 1 and len(await engine.jobs()) == 1
     assert [j.rel_path for j in await engine.jobs()] == [nfc]
+
+
+async def test_a_name_that_is_not_text_fails_plainly_and_its_neighbours_go(harness: Harness) -> None:
+    """Bytes that are not UTF-8 (a Linux or SMB volume allows them) cannot be sent to Frame.io
+    faithfully: that file fails with a sentence saying so, the files found with it are
+    delivered, and a restart does not queue it again."""
+    os.makedirs(harness.watch / "day")
+    with open(os.fsencode(harness.watch / "day") + b"/clip\xff.mov", "wb") as bad:
+        bad.write(os.urandom(2000))
+    write(harness.watch / "day" / "fine.mov", os.urandom(2100))
+    engine = await harness.start()
+    await wait_for(lambda: len(harness.delivered()) == 1, what="the good file delivered")
+
+    async def failed() -> Any:
+        return next((j for j in await engine.jobs() if j.state is JobState.FAILED), None)
+
+    job = await wait_for(failed, what="the bad name failed")
+    assert job.rel_path == "day/clip\ufffd.mov" and job.error_title == "Name Frame.io would refuse"
+    assert "not valid text" in (job.last_error or "") and "Rename it" in (job.last_error or "")
+    assert list(harness.delivered()) == ["Demo Project/Incoming/day/fine.mov"]
+    engine = await harness.restart()
+    await engine.scan_now()
+    assert len(await engine.jobs()) == 2 and len(harness.remote_files()) == 1
 
 
 def test_folder_times_are_trusted_once_the_volume_has_shown_it_keeps_them(tmp_path: Path) -> None:

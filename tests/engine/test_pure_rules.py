@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import random
 
 import pytest
 
+from app.core.path_text import text_form
 from app.core.settings import DEFAULT_EXTENSIONS, DEFAULT_IGNORE
 from app.engine.file_filter import FileFilter
 from app.engine.part_urls import earliest_expiry, url_expiry
 from app.engine.stability import Observation, StabilityTracker
+from app.frameio.names import name_problem
 from app.frameio.retry_policy import Failure, RetryPolicy
 
 FILTER = FileFilter.of(DEFAULT_EXTENSIONS, DEFAULT_IGNORE)
@@ -32,6 +36,46 @@ def test_empty_extension_list_accepts_everything_not_ignored() -> None:
     f = FileFilter.of([], ["*.tmp"])
     assert f.accepts("anything.xyz") and not f.accepts("x.tmp")
     assert FILTER.ignores_dir(".git") and not FILTER.ignores_dir("Day 01")
+
+
+@pytest.mark.parametrize(
+    ("rel_path", "says"),
+    [
+        ("clip.mov", None), ("Day 01/SC010_v003.mov", None), ("é" * 255 + ".mov"[:0], None),
+        ("a" * 251 + ".mov", None), ("a" * 252 + ".mov", "is 256 characters long"),
+        ("f" * 256 + "/clip.mov", "The folder “"), ("day/clip\ufffd.mov", "not valid text"),
+        ("day//clip.mov", "empty folder name"), ("day/", "empty file name"),
+        ("🎬" * 255, None),  # code points, not bytes or UTF-16 units
+    ],
+)  # fmt: skip
+def test_names_frame_io_would_refuse(rel_path: str, says: str | None) -> None:
+    problem = name_problem(rel_path)
+    if says is None:
+        assert problem is None
+    else:
+        assert problem is not None and says in problem and problem.endswith("uploads it.") | ("empty" in says)
+
+
+def test_names_from_disk_become_text() -> None:
+    assert text_form("clip.mov") == "clip.mov" and text_form("caf\xe9") == "caf\xe9"
+    assert text_form(os.fsdecode(b"clip\xff.mov")) == "clip\ufffd.mov"
+
+
+def test_ignore_patterns_answer_exactly_as_fnmatch_whatever_their_shape() -> None:
+    """The shape-sorted matcher (suffix, prefix, name, infix, regex) is only a faster
+    ``fnmatchcase``: the same answer for every pattern and name."""
+    patterns = [*DEFAULT_IGNORE, "*", "**", "a*b", "[Tt]humbs.db", "clip?.mov", "*x*", "x", "*.MOV"]
+    names = ["a.tmp", "a.tmp.mov", ".x", "x", "ab", "a-b", "Thumbs.db", "thumbs.db", "clip1.mov",
+             "clip12.mov", "render.prproj", "Media Cache", "Media Cache 2", "~lock", "clip.MOV",
+             "clip.mov", "", "é.tmp", "Avid Attic", "a.avb.tmp", "frame.0001.exr"]  # fmt: skip
+    for pattern in patterns:
+        single = FileFilter.of([], [pattern])
+        for name in names:
+            assert single.accepts(name) is not fnmatch.fnmatchcase(name, pattern), (pattern, name)
+    every = FileFilter.of([], DEFAULT_IGNORE)
+    for name in names:
+        ignored = any(fnmatch.fnmatchcase(name, p) for p in DEFAULT_IGNORE)
+        assert every.accepts(name) is not ignored, name
 
 
 def test_stability_needs_an_unchanged_window_and_content() -> None:

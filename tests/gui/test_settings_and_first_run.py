@@ -34,15 +34,20 @@ async def test_settings_apply_live_and_are_saved(sandbox: Any, watch_dir: Path, 
         dialog.bandwidth.setValue(2.5)
         dialog.extensions.setText("mov, MXF")
         dialog.notifications.setChecked(False)
+        dialog.quiet.setValue(5)
+        dialog.check_media.setChecked(False)
+        dialog.mirror_moves.setChecked(True)
         dialog.apply()
         await until(lambda: dialog.status.text() == "Saved.", "saved")
         s = app.engine.settings
         assert (s.max_concurrent_files, s.bandwidth_limit, s.extensions, s.notifications) == (
             5, 2_500_000, (".mov", ".mxf"), False,
         )  # fmt: skip
+        assert (s.quiet_seconds, s.check_media, s.mirror_moves) == (5.0, False, True)
         assert app.engine.scheduler.max_concurrent == 5  # applied at once, no restart
         saved = config(app)
         assert saved["upload"]["max_concurrent_files"] == 5 and saved["notifications"]["enabled"] is False
+        assert saved["watch"]["quiet_seconds"] == 5.0 and saved["watch"]["mirror_moves"] is True
 
 
 async def test_invalid_input_is_explained_beside_its_field_and_nothing_is_saved(
