@@ -102,3 +102,50 @@ def test_sdk_sees_errors_as_documented(sandbox: Any, http: httpx.Client) -> None
     client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
     with pytest.raises(NotFoundError):
         client.projects.show("no-such-account", "no-such-project", request_options=NO_RETRY)
+
+
+def test_sdk_stacks_versions_and_comments(
+    sandbox: Any, tmp_path: Path, http: httpx.Client, seed_ids: dict[str, str]
+) -> None:
+    """Version stacks and comments as the SDK drives them: a stack of two, a third moved in as
+    its head, the versions listed oldest first, comments created, listed, edited and deleted."""
+    from frameio import UnprocessableEntityError
+    from frameio.comments import CreateCommentParamsData, UpdateCommentParamsData
+    from frameio.files import FileMoveParamsData
+    from frameio.version_stacks import VersionStackCreateParamsData
+
+    client = Frameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
+    account, root = seed_ids["account"], seed_ids["root"]
+    versions = []
+    for n in (1, 2, 3):
+        payload = os.urandom(5000 + n)
+        upload = client.files.create_local_upload(
+            account,
+            root,
+            data=FileCreateLocalUploadParamsData(name=f"SC010_v00{n}.mov", file_size=len(payload)),
+        ).data
+        _upload_with_sdk(client, account, upload, payload, tmp_path)
+        versions.append(upload.id)
+    stack = client.version_stacks.create(
+        account, root, data=VersionStackCreateParamsData(file_ids=versions[:2])
+    ).data
+    moved = client.files.move(account, versions[2], data=FileMoveParamsData(parent_id=stack.id)).data
+    assert moved.parent_id == stack.id
+    shown = client.version_stacks.show(account, stack.id).data
+    assert shown.head_version is not None and shown.head_version.id == versions[2]
+    assert shown.name == "SC010_v003.mov"
+    assert [c.id for c in client.version_stacks.index(account, stack.id)] == versions
+    assert [s.id for s in client.version_stacks.list(account, root)] == [stack.id]
+    with pytest.raises(UnprocessableEntityError):  # already stacked: not a second stack
+        client.version_stacks.create(account, root, data=VersionStackCreateParamsData(file_ids=versions[:2]),
+                                     request_options=NO_RETRY)  # fmt: skip
+
+    note = client.comments.create(
+        account, versions[2], data=CreateCommentParamsData(text="Grade is too warm", timestamp="00:00:01:00")
+    ).data
+    assert note.timestamp == 24
+    client.comments.update(account, note.id, data=UpdateCommentParamsData(completed=True))
+    listed = list(client.comments.index(account, versions[2]))
+    assert [c.text for c in listed] == ["Grade is too warm"] and listed[0].completed_at is not None
+    client.comments.delete(account, note.id)
+    assert list(client.comments.index(account, versions[2])) == []

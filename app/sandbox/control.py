@@ -47,8 +47,9 @@ async def files(request: web.Request) -> web.Response:
         {
             "id": f.id,
             "name": f.name,
-            "path": sb.store.folder_path(f.parent_id) + "/" + f.name,
-            "folder_id": f.parent_id,
+            "path": sb.store.folder_path(sb.store.folder_of(f)) + "/" + f.name,
+            "folder_id": sb.store.folder_of(f),
+            "version_stack_id": f.parent_id if f.parent_id in sb.store.version_stacks else None,
             "project_id": f.project_id,
             "status": f.status,
             "file_size": f.file_size,

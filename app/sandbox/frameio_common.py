@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -12,6 +13,7 @@ from app.sandbox.context import Sandbox, get_sandbox
 from app.sandbox.fault_responses import drop_connection, fault_response
 from app.sandbox.model import Account, File, Folder, User
 from app.sandbox.responses import ApiError, error_response
+from app.sandbox.spec_operations import DOCUMENTED_OPERATIONS
 
 
 @dataclass
@@ -85,3 +87,29 @@ def includes(request: web.Request, allowed: tuple[str, ...]) -> set[str]:
     if unknown:
         raise ApiError(422, f"include must be one of {', '.join(allowed)}", pointer="/include")
     return values
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+_DOCUMENTED = [(method, _compile(path), path, op_id) for method, path, op_id in DOCUMENTED_OPERATIONS]
+
+
+def documented_operation(method: str, path: str) -> tuple[str, str] | None:
+    """(operationId, path template) of the documented operation this request is, if any."""
+    for op_method, pattern, template, op_id in _DOCUMENTED:
+        if op_method == method and pattern.match(path):
+            return op_id, template
+    return None
+
+
+def not_emulated(request: web.Request, op_id: str, template: str) -> web.Response:
+    """A documented operation the sandbox does not serve: the token is checked as for any
+    operation, and then a 501 says so plainly (a 404 would read as "that resource is gone")."""
+    sb = get_sandbox(request)
+    headers = sb.limiter.nominal_headers(op_id)
+    if sb.user_for_access_token(request) is None:
+        return error_response(ApiError(401, "Unauthorized"), headers)
+    detail = f"The sandbox does not emulate {op_id} ({request.method} {template}); Frame.io documents it."
+    return error_response(ApiError(501, detail, title="Not Implemented"), headers)

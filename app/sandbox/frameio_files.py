@@ -1,4 +1,4 @@
-"""Frame.io V4: files (local and remote upload, status, show, delete), version stacks, comments."""
+"""Frame.io V4: files (local and remote upload, status, show, move, rename, delete)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 from app.sandbox import serialize
 from app.sandbox.frameio_common import OpContext, includes, operation
 from app.sandbox.frameio_structure import MEDIA_INCLUDES
-from app.sandbox.model import Comment, File, VersionStack, new_id
+from app.sandbox.model import File, new_id
 from app.sandbox.pagination import paginate
 from app.sandbox.remote import fetch_remote
 from app.sandbox.responses import ApiError, json_response
@@ -98,12 +98,10 @@ async def show_file(request: web.Request, ctx: OpContext) -> web.Response:
 @operation("files.delete")
 async def delete_file(request: web.Request, ctx: OpContext) -> web.Response:
     f = ctx.file(request)
+    ctx.sb.store.unstack(f)
     del ctx.sb.store.files[f.id]
-    for vs in list(ctx.sb.store.version_stacks.values()):
-        if f.id in vs.file_ids:
-            vs.file_ids.remove(f.id)
-            if not vs.file_ids:
-                del ctx.sb.store.version_stacks[vs.id]
+    for c in [c for c in ctx.sb.store.comments.values() if c.file_id == f.id]:
+        del ctx.sb.store.comments[c.id]
     ctx.sb.store.changed()
     delete_blobs(ctx.sb, f.id)
     return web.Response(status=204)
@@ -112,26 +110,26 @@ async def delete_file(request: web.Request, ctx: OpContext) -> web.Response:
 @routes.patch("/v4/accounts/{account_id}/files/{file_id}/move")
 @operation("files.move")
 async def move_file(request: web.Request, ctx: OpContext) -> web.Response:
-    """Into another folder of the account (its project follows the folder). Moving into a
-    version stack is not emulated yet: 501, never a silent success."""
+    """Into another folder of the account (its project follows the folder), or into a version
+    stack, where it becomes the newest version."""
     f = ctx.file(request)
     data = await read_body(request, "files.move")
     parent_id = data.get("parent_id")
     if not parent_id:
-        raise ApiError(422, "parent_id is required", pointer="/data/parent_id")
-    if parent_id in ctx.sb.store.version_stacks:
-        raise ApiError(501, "The sandbox does not emulate moving a file into a version stack yet.",
-                       title="Not Implemented")  # fmt: skip
-    folder = ctx.sb.store.folders.get(parent_id)
-    if folder is None or folder.account_id != f.account_id:
-        raise ApiError(422, "parent_id does not name a folder of this account", pointer="/data/parent_id")
-    for vs in list(ctx.sb.store.version_stacks.values()):  # out of its stack, into the folder
-        if f.id in vs.file_ids:
-            vs.file_ids.remove(f.id)
-            if not vs.file_ids:
-                del ctx.sb.store.version_stacks[vs.id]
-    f.parent_id, f.project_id, f.updated_at = folder.id, folder.project_id, ctx.sb.clock.iso()
-    ctx.sb.store.changed()
+        raise ApiError(422, "parent_id is required", title="Invalid value", pointer="/data/parent_id")
+    store = ctx.sb.store
+    stack = store.version_stacks.get(parent_id)
+    if stack is not None and stack.account_id == f.account_id:
+        if f.parent_id != stack.id:
+            store.stack_onto(f, stack)
+    else:
+        folder = store.folders.get(parent_id)
+        if folder is None or folder.account_id != f.account_id:
+            raise ApiError(422, "parent_id does not name a folder or version stack of this account",
+                           title="Invalid value", pointer="/data/parent_id")  # fmt: skip
+        store.unstack(f)
+        f.parent_id, f.project_id, f.updated_at = folder.id, folder.project_id, ctx.sb.clock.iso()
+    store.changed()
     return json_response({"data": serialize.file(f, media_links(ctx.sb, f, set()))})
 
 
@@ -151,39 +149,3 @@ async def update_file(request: web.Request, ctx: OpContext) -> web.Response:
 @operation("files.show_file_upload_status")
 async def file_status(request: web.Request, ctx: OpContext) -> web.Response:
     return json_response({"data": serialize.file_status(ctx.file(request))})
-
-
-@routes.post("/v4/accounts/{account_id}/folders/{folder_id}/version_stacks")
-@operation("version_stacks.create")
-async def create_version_stack(request: web.Request, ctx: OpContext) -> web.Response:
-    folder = ctx.folder(request)
-    data = await read_body(request, "version_stacks.create")
-    ids: list[str] = data["file_ids"]
-    if len(ids) < 2 or len(set(ids)) != len(ids):
-        raise ApiError(422, "file_ids must name at least two distinct files", pointer="/data/file_ids")
-    for fid in ids:
-        f = ctx.sb.store.files.get(fid)
-        if f is None or f.account_id != folder.account_id:
-            raise ApiError(404, f"File {fid} not found")
-        if f.parent_id != folder.id:
-            raise ApiError(422, f"File {fid} is not in this folder", pointer="/data/file_ids")
-    now = ctx.sb.clock.iso()
-    head = ctx.sb.store.files[ids[-1]]
-    vs = VersionStack(
-        new_id(), folder.account_id, folder.project_id, folder.id, head.name, list(ids), now, now
-    )
-    ctx.sb.store.version_stacks[vs.id] = vs
-    ctx.sb.store.changed()
-    return json_response({"data": serialize.version_stack(vs, ctx.sb.store)}, 201)
-
-
-@routes.post("/v4/accounts/{account_id}/files/{file_id}/comments")
-@operation("comments.create")
-async def create_comment(request: web.Request, ctx: OpContext) -> web.Response:
-    f = ctx.file(request)
-    data = await read_body(request, "comments.create")
-    now = ctx.sb.clock.iso()
-    c = Comment(new_id(), f.id, data["text"], ctx.user.id, now, now, data.get("timestamp"))
-    ctx.sb.store.comments[c.id] = c
-    ctx.sb.store.changed()
-    return json_response({"data": serialize.comment(c)}, 201)

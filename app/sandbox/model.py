@@ -127,7 +127,15 @@ class Comment:
     owner_id: str
     created_at: str
     updated_at: str
-    timestamp: Any = None
+    timestamp: int | None = None  # a frame (timecodes are stored as frames, at FRAME_RATE)
+    anchor: dict[str, float] | None = None
+    annotation: str | None = None
+    duration: int | None = None
+    page: int | None = None
+    links: list[dict[str, Any]] = field(default_factory=list)
+    completed_at: str | None = None
+    completer_id: str | None = None
+    text_edited_at: str | None = None
 
 
 @dataclass
@@ -333,6 +341,33 @@ class SandboxStore:
             out = [a for a in out if _timestamp(a.created_at) <= cutoff]
         out.sort(key=lambda a: a.created_at)
         return out
+
+    # ---- version stacks: a stacked file's parent is its stack; the stack's parent the folder ----
+    def folder_of(self, f: File) -> str:
+        """The folder a file is in, through its stack if it is stacked."""
+        stack = self.version_stacks.get(f.parent_id)
+        return stack.parent_id if stack is not None else f.parent_id
+
+    def unstack(self, f: File) -> None:
+        """Take a file out of the stack it is in (its parent is then set by the caller). The
+        stack is named after its head, so losing the head renames it; an empty stack is gone."""
+        stack = self.version_stacks.get(f.parent_id)
+        if stack is None or f.id not in stack.file_ids:
+            return
+        stack.file_ids.remove(f.id)
+        stack.updated_at = self.clock.iso()
+        if not stack.file_ids:
+            del self.version_stacks[stack.id]
+            return
+        stack.name = self.files[stack.file_ids[-1]].name
+
+    def stack_onto(self, f: File, stack: VersionStack) -> None:
+        """A file moved into a stack becomes its newest version (the head)."""
+        self.unstack(f)
+        stack.file_ids.append(f.id)
+        stack.name = f.name
+        stack.updated_at = f.updated_at = self.clock.iso()
+        f.parent_id, f.project_id = stack.id, stack.project_id
 
     def folder_path(self, folder_id: str) -> str:
         parts: list[str] = []

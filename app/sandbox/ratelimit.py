@@ -27,6 +27,14 @@ DOCUMENTED_LIMITS: dict[str, tuple[int, int]] = {
     "files.show_file_upload_status": (5, 1_000),
     "version_stacks.create": (10, 60_000),
     "comments.create": (100, 60_000),
+    "version_stacks.list": (5, 1_000),
+    "version_stacks.show": (100, 60_000),
+    "version_stacks.index": (100, 60_000),
+    "version_stacks.move": (10, 60_000),
+    "comments.index": (100, 60_000),
+    "comments.show": (100, 60_000),
+    "comments.update": (10, 60_000),
+    "comments.delete": (60, 60_000),
 }
 
 

@@ -234,4 +234,102 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["data"],
         "type": "object",
     },
+    "version_stacks.move": {
+        "additionalProperties": False,
+        "properties": {
+            "data": {
+                "additionalProperties": False,
+                "properties": {"parent_id": {"type": "string"}},
+                "type": "object",
+            }
+        },
+        "required": ["data"],
+        "type": "object",
+    },
+    "comments.update": {
+        "additionalProperties": False,
+        "properties": {
+            "data": {
+                "additionalProperties": False,
+                "properties": {
+                    "anchor": {
+                        "allOf": [
+                            {
+                                "properties": {
+                                    "x": {
+                                        "format": "float",
+                                        "maximum": 1.0,
+                                        "minimum": 0.0,
+                                        "type": "number",
+                                    },
+                                    "y": {
+                                        "format": "float",
+                                        "maximum": 1.0,
+                                        "minimum": 0.0,
+                                        "type": "number",
+                                    },
+                                },
+                                "required": ["x", "y"],
+                                "type": "object",
+                            }
+                        ],
+                        "nullable": True,
+                        "type": "object",
+                    },
+                    "annotation": {"maxLength": 200000, "nullable": True, "type": "string"},
+                    "completed": {"nullable": True, "type": "boolean"},
+                    "duration": {"format": "int32", "minimum": 1, "nullable": True, "type": "integer"},
+                    "links": {
+                        "items": {
+                            "properties": {
+                                "end_index": {"format": "int32", "minimum": 1, "type": "integer"},
+                                "start_index": {"format": "int32", "minimum": 0, "type": "integer"},
+                                "url": {"type": "string"},
+                            },
+                            "required": ["start_index", "end_index", "url"],
+                            "type": "object",
+                        },
+                        "type": "array",
+                    },
+                    "page": {"minimum": 1, "nullable": True, "type": "integer"},
+                    "text": {"maxLength": 40000, "minLength": 1, "type": "string"},
+                    "text_review_annotation": {
+                        "minProperties": 1,
+                        "properties": {
+                            "bounds": {
+                                "items": {
+                                    "properties": {
+                                        "height": {"minimum": 0, "type": "number"},
+                                        "width": {"minimum": 0, "type": "number"},
+                                        "x": {"type": "number"},
+                                        "y": {"type": "number"},
+                                    },
+                                    "required": ["x", "y", "width", "height"],
+                                    "type": "object",
+                                },
+                                "minItems": 1,
+                                "type": "array",
+                            },
+                            "selection_text": {"nullable": True, "type": "string"},
+                            "suggested_text": {"maxLength": 3000, "nullable": True, "type": "string"},
+                            "text_review_annotation_type": {
+                                "enum": ["highlight", "insert", "remove", "replace"],
+                                "type": "string",
+                            },
+                        },
+                        "type": "object",
+                    },
+                    "timestamp": {
+                        "oneOf": [
+                            {"format": "HH:MM:SS:FF", "nullable": True, "type": "string"},
+                            {"format": "int32", "minimum": 0, "nullable": True, "type": "integer"},
+                        ]
+                    },
+                },
+                "type": "object",
+            }
+        },
+        "required": ["data"],
+        "type": "object",
+    },
 }

@@ -124,6 +124,7 @@ MediaLinks = Callable[[File], dict[str, Any] | None]
 def version_stack(v: VersionStack, store: SandboxStore, links: MediaLinks = lambda f: None) -> dict[str, Any]:
     out = _asset_common(v, "version_stack")
     head = store.files[v.file_ids[-1]]
+    out["name"] = head.name  # named after its head, whatever renamed or removed a version
     out["head_version"] = file(head, links(head))
     return out
 
@@ -163,23 +164,47 @@ def file_status(f: File) -> dict[str, Any]:
     }
 
 
-def comment(c: Comment) -> dict[str, Any]:
-    return {
+FRAME_RATE = 24  # the sandbox's media all run at 24 fps: frames ↔ HH:MM:SS:FF
+
+
+def timecode(frame: int, rate: int = FRAME_RATE) -> str:
+    seconds, frames = divmod(frame, rate)
+    minutes, secs = divmod(seconds, 60)
+    hours, mins = divmod(minutes, 60)
+    return f"{hours:02d}:{mins:02d}:{secs:02d}:{frames:02d}"
+
+
+def frame_of(timecode_text: str, rate: int = FRAME_RATE) -> int:
+    hours, mins, secs, frames = (int(p) for p in timecode_text.split(":"))
+    return ((hours * 60 + mins) * 60 + secs) * rate + frames
+
+
+def comment(c: Comment, *, as_timecode: bool = False, owner: User | None = None,
+            replies: bool = False) -> dict[str, Any]:  # fmt: skip
+    stamp: Any = c.timestamp
+    if isinstance(stamp, int) and as_timecode:
+        stamp = timecode(stamp)
+    out: dict[str, Any] = {
         "id": c.id,
         "file_id": c.file_id,
         "text": c.text,
-        "annotation": None,
+        "anchor": c.anchor,
+        "annotation": c.annotation,
         "attachments": [],
-        "completed_at": None,
-        "completer_id": None,
+        "completed_at": c.completed_at,
+        "completer_id": c.completer_id,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
-        "duration": None,
-        "links": [],
+        "duration": c.duration,
+        "links": [{**link, "text": c.text[link["start_index"] : link["end_index"]]} for link in c.links],
         "mentions": [],
-        "page": None,
-        "text_edited_at": None,
+        "page": c.page,
+        "text_edited_at": c.text_edited_at,
         "text_review_annotation": None,
-        "timestamp": c.timestamp,
-        "owner_id": c.owner_id,
+        "timestamp": stamp,
     }
+    if owner is not None:
+        out["owner"] = user_ref(owner)
+    if replies:
+        out["replies"] = []
+    return out

@@ -15,10 +15,21 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.sandbox import address, control, discord, frameio_files, frameio_structure, ims, storage
+from app.sandbox import (
+    address,
+    control,
+    discord,
+    frameio_comments,
+    frameio_files,
+    frameio_stacks,
+    frameio_structure,
+    ims,
+    storage,
+)  # fmt: skip
 from app.sandbox.config import SandboxConfig
 from app.sandbox.context import SANDBOX_KEY, Sandbox
 from app.sandbox.fault_responses import ConnectionDropped, fault_response
+from app.sandbox.frameio_common import documented_operation, not_emulated
 from app.sandbox.responses import ApiError, error_response
 
 log = logging.getLogger(__name__)
@@ -42,20 +53,30 @@ async def _shape_errors(
         return await handler(request)
     except ConnectionDropped:
         return web.Response(status=499)  # never reaches the client: the socket is gone
-    except web.HTTPNotFound:
-        if request.path.startswith("/v4/"):
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith("/v4/"):
+            raise
+        documented = documented_operation(request.method, request.path)
+        if documented is not None:
+            return not_emulated(request, *documented)
+        if isinstance(exc, web.HTTPNotFound):
             return error_response(ApiError(404, "Not found"))
-        raise
-    except web.HTTPMethodNotAllowed:
-        if request.path.startswith("/v4/"):
-            return error_response(ApiError(405, "Method not allowed"))
-        raise
+        return error_response(ApiError(405, "Method not allowed"))
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
     app = web.Application(middlewares=[_shape_errors], client_max_size=1024**2 * 4)
     app[SANDBOX_KEY] = sandbox
-    for module in (ims, frameio_structure, frameio_files, storage, discord, control):
+    for module in (
+        ims,
+        frameio_structure,
+        frameio_files,
+        frameio_stacks,
+        frameio_comments,
+        storage,
+        discord,
+        control,
+    ):
         app.add_routes(module.routes)
     return app
 

@@ -83,7 +83,15 @@ OPS: dict[str, Op] = {
     "files.move": Op("patch", "/v4/accounts/{account_id}/files/{file_id}/move"),
     "files.update": Op("patch", "/v4/accounts/{account_id}/files/{file_id}"),
     "version_stacks.create": Op("post", "/v4/accounts/{account_id}/folders/{folder_id}/version_stacks"),
+    "version_stacks.list": Op("get", "/v4/accounts/{account_id}/folders/{folder_id}/version_stacks"),
+    "version_stacks.show": Op("get", "/v4/accounts/{account_id}/version_stacks/{version_stack_id}"),
+    "version_stacks.index": Op("get", "/v4/accounts/{account_id}/version_stacks/{version_stack_id}/children"),
+    "version_stacks.move": Op("patch", "/v4/accounts/{account_id}/version_stacks/{version_stack_id}/move"),
     "comments.create": Op("post", "/v4/accounts/{account_id}/files/{file_id}/comments"),
+    "comments.index": Op("get", "/v4/accounts/{account_id}/files/{file_id}/comments"),
+    "comments.show": Op("get", "/v4/accounts/{account_id}/comments/{comment_id}"),
+    "comments.update": Op("patch", "/v4/accounts/{account_id}/comments/{comment_id}"),
+    "comments.delete": Op("delete", "/v4/accounts/{account_id}/comments/{comment_id}"),
 }
 
 # ---------------------------------------------------------------- OpenAPI 3.0 → JSON Schema
@@ -438,6 +446,9 @@ def world(sandbox: Any, api: httpx.Client, seed_ids: dict[str, str], contract: C
             "project_id": seed_ids["project"],
             "folder_id": seed_ids["root"],
             "file_id": "",
+            # only reached by tests that fail before the id is looked at (auth, faults, 404)
+            "version_stack_id": str(uuid.uuid4()),
+            "comment_id": str(uuid.uuid4()),
         },
     )
     first = w.create_file(w.root, "A001_C001.mov", 10)
@@ -458,6 +469,8 @@ def valid_body(world: World, op_id: str) -> Any:
         },
         "version_stacks.create": {"data": {"file_ids": [world.params["file_id"], world.params["file2_id"]]}},
         "comments.create": {"data": {"text": "Contract comment"}},
+        "comments.update": {"data": {"text": "Contract comment, edited"}},
+        "version_stacks.move": {"data": {"parent_id": world.root}},
         "files.move": {"data": {"parent_id": world.root}},
         "files.update": {"data": {"name": "A001_C001_renamed.mov"}},
     }.get(op_id)
@@ -682,19 +695,135 @@ def test_version_stacks_create(world: World) -> None:
     new = world.upload(world.root, "shot_v2.mp4")
     body = {"data": {"file_ids": [old["id"], new["id"]]}}
     doc = world.ok("version_stacks.create", 201, json_body=body)
-    assert doc["data"]["type"] == "version_stack"
-    assert doc["data"]["head_version"]["id"] == new["id"]
+    assert doc["data"]["type"] == "version_stack" and doc["data"]["parent_id"] == world.root
+    assert doc["data"]["head_version"]["id"] == new["id"] and doc["data"]["name"] == "shot_v2.mp4"
+    shown = world.ok("files.show", file_id=old["id"])["data"]
+    assert shown["parent_id"] == doc["data"]["id"]  # "Parent Folder or Version Stack ID"
+
+
+def stack_of_three(world: World) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    files = [world.upload(world.root, f"take_v{n}.mp4") for n in (1, 2, 3)]
+    body = {"data": {"file_ids": [files[0]["id"], files[1]["id"]]}}
+    stack = world.ok("version_stacks.create", 201, json_body=body)["data"]
+    moved = world.ok("files.move", json_body={"data": {"parent_id": stack["id"]}}, file_id=files[2]["id"])
+    assert moved["data"]["parent_id"] == stack["id"]
+    return stack, files
+
+
+def test_files_move_into_a_version_stack_makes_it_the_head(world: World) -> None:
+    stack, files = stack_of_three(world)
+    shown = world.ok("version_stacks.show", version_stack_id=stack["id"])["data"]
+    assert shown["head_version"]["id"] == files[2]["id"] and shown["name"] == "take_v3.mp4"
+    children = world.ok("version_stacks.index", version_stack_id=stack["id"])["data"]
+    assert [c["id"] for c in children] == [f["id"] for f in files]  # oldest first
+    listed = world.ok("folders.index", query={"type": "file,version_stack"})["data"]
+    ids = {a["id"] for a in listed}
+    assert stack["id"] in ids and not ids & {f["id"] for f in files}  # stacked: not loose in the folder
+
+
+def test_version_stacks_show_and_children_with_media_links(world: World) -> None:
+    stack, files = stack_of_three(world)
+    query = {"include": "media_links.original"}
+    shown = world.ok("version_stacks.show", version_stack_id=stack["id"], query=query)["data"]
+    assert "media_links" in shown["head_version"]
+    page = world.ok("version_stacks.index", version_stack_id=stack["id"], query={**query, "page_size": "2"})
+    assert len(page["data"]) == 2 and page["links"]["next"]
+
+
+def test_version_stacks_list(world: World) -> None:
+    stack, _ = stack_of_three(world)
+    doc = world.ok("version_stacks.list", query={"include_total_count": "true"})
+    assert [s["id"] for s in doc["data"]] == [stack["id"]] and doc["total_count"] == 1
+
+
+def test_version_stacks_move(world: World) -> None:
+    stack, files = stack_of_three(world)
+    target = world.new_folder("Stacks")
+    doc = world.ok(
+        "version_stacks.move", json_body={"data": {"parent_id": target}}, version_stack_id=stack["id"]
+    )
+    assert doc["data"]["parent_id"] == target
+    assert [a["id"] for a in world.ok("folders.index", folder_id=target)["data"]] == [stack["id"]]
+
+
+def test_a_file_in_one_stack_cannot_start_a_second(world: World) -> None:
+    stack, files = stack_of_three(world)
+    other = world.upload(world.root, "other.mp4")
+    body = {"data": {"file_ids": [files[0]["id"], other["id"]]}}
+    world.check(world.call("version_stacks.create", json_body=body), "version_stacks.create", 422)
+
+
+def test_deleting_the_head_renames_the_stack_and_the_last_version_ends_it(world: World) -> None:
+    stack, files = stack_of_three(world)
+    world.check(world.call("files.delete", file_id=files[2]["id"]), "files.delete", 204)
+    shown = world.ok("version_stacks.show", version_stack_id=stack["id"])["data"]
+    assert shown["name"] == "take_v2.mp4" and shown["head_version"]["id"] == files[1]["id"]
+    out = world.ok("files.move", json_body={"data": {"parent_id": world.root}}, file_id=files[1]["id"])
+    assert out["data"]["parent_id"] == world.root
+    world.check(world.call("files.delete", file_id=files[0]["id"]), "files.delete", 204)
+    world.check(world.call("version_stacks.show", version_stack_id=stack["id"]), "version_stacks.show", 404)
 
 
 def test_comments_create(world: World) -> None:
     doc = world.ok("comments.create", 201, json_body={"data": {"text": "Looks good"}})
     assert doc["data"]["text"] == "Looks good" and doc["data"]["timestamp"] is None
+    assert "owner_id" not in doc["data"]  # not in the spec's Comment
 
 
 def test_comments_create_with_timestamp(world: World) -> None:
     body = {"data": {"text": "At frame 12", "timestamp": 12}}
     doc = world.ok("comments.create", 201, json_body=body)
     assert doc["data"]["timestamp"] == 12
+
+
+REF = "https://example.com/ref"
+
+
+def test_comments_keep_every_field_they_are_given(world: World) -> None:
+    body = {"data": {"text": "Fix the flare: see ref", "timestamp": "00:00:02:12", "duration": 24,
+                     "anchor": {"x": 0.25, "y": 0.5}, "completed": True, "annotation": "[]",
+                     "links": [{"start_index": 19, "end_index": 22, "url": REF}]}}  # fmt: skip
+    doc = world.ok("comments.create", 201, json_body=body, query={"timestamp_as_timecode": "true"})["data"]
+    assert (
+        doc["timestamp"] == "00:00:02:12" and doc["duration"] == 24 and doc["anchor"] == {"x": 0.25, "y": 0.5}
+    )
+    assert doc["completed_at"] and doc["completer_id"] and doc["annotation"] == "[]"
+    assert doc["links"] == [{"start_index": 19, "end_index": 22, "url": REF, "text": "ref"}]
+    shown = world.ok("comments.show", comment_id=doc["id"], query={"include": "owner"})["data"]
+    assert shown["timestamp"] == 2 * 24 + 12 and shown["owner"]["email"]  # frames unless asked
+
+
+def test_comments_index_show_update_delete(world: World) -> None:
+    made = [
+        world.ok("comments.create", 201, json_body={"data": {"text": f"note {n}"}})["data"] for n in range(3)
+    ]
+    doc = world.ok("comments.index", query={"page_size": "2", "include_total_count": "true"})
+    assert [c["id"] for c in doc["data"]] == [made[0]["id"], made[1]["id"]] and doc["total_count"] == 3
+    newest = world.ok("comments.index", query={"sort": "created_at_desc"})["data"]
+    assert newest[0]["id"] == made[2]["id"]
+    edited = world.ok("comments.update", json_body={"data": {"text": "note 1, edited", "completed": True}},
+                      comment_id=made[1]["id"])["data"]  # fmt: skip
+    assert edited["text"] == "note 1, edited" and edited["completed_at"] is not None
+    assert world.ok("comments.show", comment_id=made[1]["id"])["data"]["text"] == "note 1, edited"
+    r = world.call("comments.delete", comment_id=made[1]["id"])
+    world.check(r, "comments.delete", 204)
+    assert r.content == b""
+    world.check(world.call("comments.show", comment_id=made[1]["id"]), "comments.show", 404)
+
+
+def test_comment_nulls_are_accepted_as_the_spec_allows(world: World) -> None:
+    body = {"data": {"text": "plain", "timestamp": None, "anchor": None, "duration": None, "page": None}}
+    world.ok("comments.create", 201, json_body=body)
+
+
+def test_documented_operations_the_sandbox_does_not_emulate_say_so(world: World) -> None:
+    """501 with a sentence, the rate-limit headers, and the token checked first."""
+    path = f"/v4/accounts/{world.account}/version_stacks/{uuid.uuid4()}/copy"
+    r = world.api.post(path, json={"data": {}})
+    assert r.status_code == 501 and "version_stacks.copy" in r.json()["errors"][0]["detail"]
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-window"} <= set(r.headers)
+    assert world.anonymous.post(path, json={"data": {}}).status_code == 401
+    assert world.api.get(f"/v4/accounts/{world.account}/not_a_route").status_code == 404
 
 
 # ---------------------------------------------------------------- error responses
@@ -731,9 +860,11 @@ def test_not_found_unknown_account(world: World) -> None:
 
 
 def test_version_stacks_create_unknown_file(world: World) -> None:
+    """A body id that names nothing is a bad request (422), not a missing resource (404)."""
     body = {"data": {"file_ids": [world.params["file_id"], str(uuid.uuid4())]}}
     r = world.call("version_stacks.create", json_body=body)
-    world.check(r, "version_stacks.create", 404)
+    doc = world.check(r, "version_stacks.create", 422)
+    assert doc["errors"][0]["source"]["pointer"] == "/data/file_ids/1"
 
 
 _INVALID: list[tuple[str, str, Callable[[World], Any]]] = [
@@ -779,6 +910,18 @@ _INVALID: list[tuple[str, str, Callable[[World], Any]]] = [
     ("version_stacks.create", "missing_file_ids", lambda w: {"data": {}}),
     ("comments.create", "missing_text", lambda w: {"data": {}}),
     ("comments.create", "extra_property", lambda w: {"data": {"text": "t", "color": "red"}}),
+    ("comments.create", "bad_timecode", lambda w: {"data": {"text": "t", "timestamp": "garbage"}}),
+    ("comments.create", "negative_frame", lambda w: {"data": {"text": "t", "timestamp": -1}}),
+    ("comments.create", "duration_without_timestamp", lambda w: {"data": {"text": "t", "duration": 5}}),
+    ("comments.create", "page_on_a_video", lambda w: {"data": {"text": "t", "page": 2}}),
+    (
+        "comments.create",
+        "anchor_off_the_frame",
+        lambda w: {"data": {"text": "t", "anchor": {"x": 2, "y": 0}}},
+    ),
+    ("comments.update", "extra_property", lambda w: {"data": {"color": "red"}}),
+    ("files.move", "unknown_parent", lambda w: {"data": {"parent_id": str(uuid.uuid4())}}),
+    ("version_stacks.move", "unknown_parent", lambda w: {"data": {"parent_id": str(uuid.uuid4())}}),
 ]
 
 
@@ -787,7 +930,12 @@ _INVALID: list[tuple[str, str, Callable[[World], Any]]] = [
     [pytest.param(op, case, body, id=f"{op}-{case}") for op, case, body in _INVALID],
 )
 def test_unprocessable(world: World, op_id: str, case: str, body: Callable[[World], Any]) -> None:
-    world.check(world.call(op_id, json_body=body(world)), op_id, 422)
+    real: dict[str, str] = {}
+    if "{comment_id}" in OPS[op_id].template:
+        real["comment_id"] = world.ok("comments.create", 201, json_body={"data": {"text": "x"}})["data"]["id"]
+    if "{version_stack_id}" in OPS[op_id].template:
+        real["version_stack_id"] = stack_of_three(world)[0]["id"]
+    world.check(world.call(op_id, json_body=body(world), **real), op_id, 422)
 
 
 def test_unprocessable_include(world: World) -> None:

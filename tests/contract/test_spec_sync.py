@@ -11,6 +11,7 @@ from support_sandbox import SPEC_PATH
 
 from app.sandbox.ratelimit import DOCUMENTED_LIMITS
 from app.sandbox.request_schemas import REQUEST_SCHEMAS
+from app.sandbox.spec_operations import DOCUMENTED_OPERATIONS
 
 DROPPED = ("description", "example", "examples", "title")
 
@@ -64,3 +65,14 @@ def test_client_pacing_uses_the_documented_limits() -> None:
 
     for op_id, (calls, window_s) in DOCUMENTED.items():
         assert DOCUMENTED_LIMITS[op_id] == (calls, round(window_s * 1000)), op_id
+
+
+def test_the_documented_operation_list_matches_the_spec(spec: dict[str, Any]) -> None:
+    """The 501 "not emulated" answers know every operation the spec documents."""
+    listed = {
+        (method.upper(), path, op["operationId"])
+        for path, methods in spec["paths"].items()
+        for method, op in methods.items()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    assert set(DOCUMENTED_OPERATIONS) == listed and len(DOCUMENTED_OPERATIONS) == len(listed)
