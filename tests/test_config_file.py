@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,17 @@ def test_roots_and_values_round_trip_and_keep_the_users_comments(tmp_path: Path)
     assert loaded.watch_roots == tuple(roots)
     assert loaded.max_concurrent_files == 3 and loaded.extensions == (".mov", ".mxf")
     assert '"/old"' not in text
+
+
+def test_a_roots_own_options_survive_a_save(tmp_path: Path) -> None:
+    """Done marker, naming rules, stacking and comment template are the user's: saving the
+    roots from the settings window must not drop them."""
+    p = paths(tmp_path)
+    options = {"done_marker": ".done", "naming": ("shot_task", "versioned"), "stack_versions": False,
+               "comment": "{shot} {version} from {machine}"}  # fmt: skip
+    root = replace(make_root(str(tmp_path / "r"), "P"), **options)
+    save_roots(p.config_file, [root, make_root(str(tmp_path / "plain"), "P")])
+    assert load_settings(environ={}, paths=p).watch_roots == (root, make_root(str(tmp_path / "plain"), "P"))
 
 
 def test_removing_every_root_leaves_a_loadable_file(tmp_path: Path) -> None:

@@ -79,6 +79,34 @@ def test_watch_roots_from_the_file(isolated_env: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ('naming = "versioned"', None),
+        ('naming = ["shot_task", "(?P<shot>SC\\\\d+)_v(?P<version>\\\\d+)"]', None),
+        ('naming = ["(?P<shot>SC\\\\d+"]', "is not a valid regular expression"),
+        ('naming = ["SC\\\\d+"]', "has no named group"),
+        ("naming = [1]", "expected a list of rules"),
+        ('stack_versions = "yes"', "stack_versions = 'yes' is invalid: expected true or false"),
+        ('comment = "{shot} {version} from {machine}"', "names {shot}"),  # no rule has a shot group
+        ('naming = "shot_task"\ncomment = "{shot} {version} from {machine}"', None),
+        ('comment = "{unknown}"', "names {unknown}, which PostFlow cannot fill"),
+        ('comment = "{"', "is not valid"),
+    ],
+)
+def test_a_roots_naming_options_are_checked_when_loaded(
+    isolated_env: Path, options: str, needle: str | None
+) -> None:
+    write_config(isolated_env, f'[[watch.roots]]\npath = "/r"\nproject = "P"\n{options}\n')
+    env = {"POSTFLOW_CONFIG_DIR": str(isolated_env / "config")}
+    if needle is None:
+        load_settings(environ=env)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert needle in str(info.value) and "watch.roots #1" in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("toml", "needle"),
     [
         (

@@ -25,6 +25,7 @@ from app.core.jobs import WatchRoot
 from app.core.settings import SETTINGS
 
 _LOCK = threading.Lock()
+DEFAULT_NAMING = WatchRoot.__dataclass_fields__["naming"].default
 _KEYS = frozenset(s.key for s in SETTINGS)
 
 
@@ -47,10 +48,14 @@ def save_roots(path: Path, roots: Sequence[WatchRoot]) -> None:
             entry = tomlkit.table()
             entry["path"] = root.path
             entry["project"] = root.project
-            for key in ("folder", "workspace", "account_id"):
+            for key in ("folder", "workspace", "account_id", "done_marker", "comment"):
                 value = getattr(root, key)
                 if value:
                     entry[key] = value
+            if root.naming != DEFAULT_NAMING:
+                entry["naming"] = list(root.naming)
+            if not root.stack_versions:
+                entry["stack_versions"] = False
             tables.append(entry)
         watch["roots"] = tables
 

@@ -58,6 +58,9 @@ class WatchRoot:
     account_id: str = ""  # empty: the signed-in account
     legacy_ids: tuple[str, ...] = ()  # ids older PostFlow versions gave this root
     done_marker: str = ""  # e.g. ".done": a file uploads only once "<name>.done" is beside it
+    naming: tuple[str, ...] = ("versioned",)  # naming rules (presets or patterns), tried in order
+    stack_versions: bool = True  # a new version of a delivered render joins its version stack
+    comment: str = ""  # a comment posted on each delivered file, from this template
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class Job:
     error_title: str | None = None
     error_retryable: bool | None = None
     remote_url: str | None = None  # the file's page on Frame.io, once created
+    version: int | None = None  # the version its name says (naming rules), once delivered
+    stack_state: str | None = None  # waiting, stacked, alone, failed (None: not a versioned render)
     created_at: float = 0.0
     updated_at: float = 0.0
 

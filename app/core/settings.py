@@ -18,6 +18,7 @@ from typing import Any
 
 from app.core.errors import ConfigError
 from app.core.jobs import WatchRoot
+from app.core.naming import PRESETS, check_template, compile_rules
 from app.core.paths import AppPaths, resolve_paths
 from app.core.roots import make_root
 
@@ -441,7 +442,10 @@ def load_settings(
     return Settings(paths=paths, **values)
 
 
-ROOT_KEYS = ("path", "project", "folder", "workspace", "account_id", "done_marker")
+ROOT_KEYS = (
+    "path", "project", "folder", "workspace", "account_id", "done_marker",
+    "naming", "stack_versions", "comment",
+)  # fmt: skip
 
 
 def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
@@ -465,9 +469,44 @@ def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
         if not isinstance(marker, str) or "/" in marker or "\\" in marker or marker.strip() != marker:
             why = "expected a suffix such as '.done'"
             raise ConfigError(f"{where}: done_marker = {marker!r} is invalid: {why}")
-        root = make_root(entry["path"], entry["project"], **extras)
-        roots.append(replace(root, done_marker=marker) if marker else root)
+        root = replace(make_root(entry["path"], entry["project"], **extras), done_marker=marker)
+        roots.append(replace(root, **naming_options(entry, where)))
     return tuple(roots)
+
+
+def naming_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """A root's naming rules, version stacking and comment template, each checked now: a typo
+    is a message at start, never a render that silently stops stacking."""
+    out: dict[str, Any] = {}
+    if "naming" in entry:
+        rules = entry["naming"]
+        if isinstance(rules, str):
+            rules = [rules]
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            raise ConfigError(f"{where}: naming = {rules!r} is invalid: expected a list of rules (presets "
+                              f"{', '.join(PRESETS)}, or patterns with named groups)")  # fmt: skip
+        try:
+            compile_rules(rules)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
+        out["naming"] = tuple(rules)
+    if "stack_versions" in entry:
+        if not isinstance(entry["stack_versions"], bool):
+            raise ConfigError(
+                f"{where}: stack_versions = {entry['stack_versions']!r} is invalid: expected true or false"
+            )
+        out["stack_versions"] = entry["stack_versions"]
+    if "comment" in entry:
+        template = entry["comment"]
+        if not isinstance(template, str):
+            raise ConfigError(f"{where}: comment = {template!r} is invalid: expected a text template")
+        rules = compile_rules(out.get("naming", WatchRoot.__dataclass_fields__["naming"].default))
+        try:
+            check_template(template, rules)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
+        out["comment"] = template
+    return out
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:

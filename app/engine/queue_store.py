@@ -200,13 +200,27 @@ def _migrate_v5(db: sqlite3.Connection) -> None:
                        (normal, row[0], row[1]))  # fmt: skip
 
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5)
+_V6 = """
+ALTER TABLE jobs ADD COLUMN stack_key TEXT;
+ALTER TABLE jobs ADD COLUMN version INTEGER;
+ALTER TABLE jobs ADD COLUMN stack_state TEXT;
+ALTER TABLE jobs ADD COLUMN comment_state TEXT;
+CREATE INDEX jobs_by_stack ON jobs (root_id, stack_key) WHERE stack_key IS NOT NULL;
+CREATE INDEX jobs_following_up ON jobs (id) WHERE stack_state = 'waiting' OR comment_state = 'waiting'
+"""
+# v6: naming rules. A delivered render's version and what its versions share (``stack_key``:
+# its Frame.io folder and its name without the version), whether it still has to join its
+# version stack (``stack_state``: waiting, stacked, alone, failed) and its comment to be
+# posted (``comment_state``: waiting, posted, failed). Both survive a restart.
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5, _V6)
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
            "refusals", "abs_path", "error_title", "error_retryable", "remote_url")  # fmt: skip
 _UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at", "not_before")
 _REVIEW = ("review_state", "review_at")
-_FIELDS = frozenset(_PUBLIC + _UPLOAD + _REVIEW)
+_FOLLOW_UP = ("stack_key", "version", "stack_state", "comment_state")
+_FIELDS = frozenset(_PUBLIC + _UPLOAD + _REVIEW + _FOLLOW_UP)
 _CLEARED_UPLOAD: dict[str, Any] = {
     "remote_file_id": None, "folder_id": None, "media_type": None, "create_started_at": None,
     "urls_expire_at": None, "bytes_done": 0, "remote_url": None,
@@ -235,6 +249,8 @@ def row_to_job(row: sqlite3.Row) -> Job:
         error_title=row["error_title"],
         error_retryable=None if row["error_retryable"] is None else bool(row["error_retryable"]),
         remote_url=row["remote_url"],
+        version=row["version"],
+        stack_state=row["stack_state"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -545,6 +561,45 @@ class QueueStore:
             return cur.rowcount == 1
 
         return await self._run(write)
+
+    # ---- after delivery: version stacks and comments ----
+    async def follow_ups(self) -> list[tuple[Job, str | None, str | None, str | None]]:
+        """Delivered jobs with a stack to join or a comment to post: (job, account, folder id,
+        comment state)."""
+
+        def fetch(db: sqlite3.Connection) -> list[tuple[Job, str | None, str | None, str | None]]:
+            rows = db.execute(
+                "SELECT * FROM jobs INDEXED BY jobs_following_up WHERE (stack_state = 'waiting' "
+                "OR comment_state = 'waiting') AND state = ? ORDER BY id",
+                (JobState.DONE.value,),
+            ).fetchall()
+            return [(row_to_job(r), r["account_id"], r["folder_id"], r["comment_state"]) for r in rows]
+
+        return await self._run(fetch)
+
+    async def versions_of(self, root_id: str, stack_key: str) -> list[Job]:
+        """Every delivered version of one render in one Frame.io folder, lowest version first."""
+
+        def fetch(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(
+                "SELECT * FROM jobs INDEXED BY jobs_by_stack WHERE root_id = ? AND stack_key = ? "
+                "AND state = ? AND remote_file_id IS NOT NULL ORDER BY version, id",
+                (root_id, stack_key, JobState.DONE.value),
+            ).fetchall()
+            return [row_to_job(r) for r in rows]
+
+        return await self._run(fetch)
+
+    async def settle_follow_up(self, job_id: int, **changes: Any) -> None:
+        """``stack_state``/``comment_state`` (and a note): no other field of the job moves."""
+        allowed = {"stack_state", "comment_state", "note"}
+        assert set(changes) <= allowed, changes
+
+        def write(db: sqlite3.Connection) -> None:
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*changes.values(), job_id))
+
+        await self._run(write)
 
     # ---- upload state (the uploader's own) ----
     async def upload_state(self, job_id: int) -> UploadState:

@@ -31,6 +31,7 @@ from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootMonitor
 from app.engine.upload_errors import FileChanged, NameRefused, SourceUnavailable, attempt_limit
+from app.engine.version_stacker import follow_up_fields
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
 from app.frameio.names import name_problem
@@ -324,6 +325,7 @@ class Scheduler:
             done = await self._board.cas(
                 job.id, JobState.DONE, (JobState.UPLOADING,), last_error=None, sha256=sha256,
                 remote_file_id=up.remote_file_id, review_state="waiting", review_at=time.time(),
+                **follow_up_fields(root, job.rel_path),
             )  # fmt: skip
             if done is None:
                 log.info("%s: delivered, but it was cancelled meanwhile", job.rel_path)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from app.auth.service import AuthService
@@ -40,6 +42,7 @@ from app.core.events import (
 from app.core.jobs import Job, JobState, JobView, WatchRoot
 from app.core.roots import check_overlaps, resolved, root_id_for
 from app.core.settings import Settings
+from app.core.units import format_bytes
 from app.engine.account_guard import AccountGuard
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.destination_browser import DestinationBrowser
@@ -60,6 +63,7 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
+from app.engine.version_stacker import VersionStacker
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
@@ -132,6 +136,10 @@ class EngineService:
         )  # fmt: skip
         self._persist = persist
         self.review_watch = ReviewWatch(self.store, frameio, bus, self._review_account)
+        self.version_stacker = VersionStacker(
+            self.store, frameio, bus, lambda: self._roots, self._review_account,
+            self._board.publish, self._facts,
+        )  # fmt: skip
         self.health_monitor = HealthMonitor(bus)
         self.loop_lag = LoopLag()
         self.metrics = EngineMetrics(bus, self.loop_lag, lambda: auth.provider.refresh_count)
@@ -177,6 +185,7 @@ class EngineService:
         await self._watcher.start()
         self.scheduler.start(self._save_root_identities)
         self.review_watch.start()
+        self.version_stacker.start()
         self._snapshot_task = asyncio.get_running_loop().create_task(self._publish_snapshots())
         self._health_task = asyncio.get_running_loop().create_task(self._check_health_regularly())
         self._spawn(self.loop_lag.run())
@@ -195,6 +204,7 @@ class EngineService:
                 await asyncio.gather(task, return_exceptions=True)
         await self._guard.stop()
         await self.review_watch.stop()
+        await self.version_stacker.stop()
         await self.scheduler.stop()
         await self._parts_http.aclose()
         if self._started:
@@ -430,6 +440,14 @@ class EngineService:
             return ""
         parts = [root.project, *root.folder.split("/"), *rel_path.split("/")[:-1]]
         return " / ".join(p for p in parts if p)
+
+    def _facts(self, job: Job) -> dict[str, str]:
+        """What a comment template can say about a delivered file besides its name's fields."""
+        rendered = datetime.fromtimestamp(job.mtime_ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M")
+        return {
+            "name": job.name, "path": job.abs_path, "size": format_bytes(job.size), "rendered_at": rendered,
+            "machine": self.settings.machine_name or socket.gethostname() or "this computer",
+        }  # fmt: skip
 
     def _review_account(self, job: Job, used: str | None) -> str | None:
         root = self._roots.get(job.root_id)

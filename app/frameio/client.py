@@ -271,6 +271,28 @@ class FrameioClient:
         )  # fmt: skip
         return models.file_from(_data(doc))
 
+    # ---- version stacks and comments ----
+    async def create_version_stack(self, account_id: str, folder_id: str, file_ids: list[str]) -> str:
+        """A stack of 2 to 10 files of this folder, oldest first (the last is its head). Not
+        idempotent: after a lost answer, look at the files' parents before trying again."""
+        doc = await self.request(
+            "version_stacks.create", "POST", f"/v4/accounts/{account_id}/folders/{folder_id}/version_stacks",
+            json={"data": {"file_ids": file_ids}}, idempotent=False,
+        )  # fmt: skip
+        return _str_id(_data(doc))
+
+    async def version_stack_files(self, account_id: str, stack_id: str) -> list[models.RemoteFile]:
+        """The stack's versions, oldest first. Raises ``NotFound`` when it is not a stack."""
+        path = f"/v4/accounts/{account_id}/version_stacks/{stack_id}/children"
+        return [models.file_from(d) async for d in self.paginate("version_stacks.index", path)]
+
+    async def create_comment(self, account_id: str, file_id: str, text: str) -> str:
+        doc = await self.request(
+            "comments.create", "POST", f"/v4/accounts/{account_id}/files/{file_id}/comments",
+            json={"data": {"text": text}}, idempotent=False,
+        )  # fmt: skip
+        return _str_id(_data(doc))
+
     async def delete_file(self, account_id: str, file_id: str) -> None:
         """Delete a placeholder; already gone is fine."""
         with contextlib.suppress(NotFound):
@@ -282,6 +304,13 @@ def _data(doc: Any) -> dict[str, Any]:
         raise FrameioError("Frame.io answered without the expected data.")
     data: dict[str, Any] = doc["data"]
     return data
+
+
+def _str_id(data: dict[str, Any]) -> str:
+    value = data.get("id")
+    if not isinstance(value, str) or not value:
+        raise FrameioError("Frame.io answered without the new item's id.")
+    return value
 
 
 def _retry_after(response: httpx.Response) -> float | None:

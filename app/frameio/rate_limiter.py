@@ -29,6 +29,7 @@ DOCUMENTED: dict[str, tuple[int, float]] = {
     "files.create_remote_upload": (5, 1.0),
     "files.show_file_upload_status": (5, 1.0),
     "version_stacks.create": (10, 60.0),
+    "version_stacks.index": (100, 60.0),
     "comments.create": (100, 60.0),
 }
 

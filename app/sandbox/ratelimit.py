@@ -63,15 +63,17 @@ class RateDecision:
 class RateLimiter:
     """A bucket per (user, operation) that drains at limit/window and holds at most limit."""
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, window_scale: float = 1.0) -> None:
         self.scale = scale
+        #: shrinks every window (tests: "10 a minute" kept in seconds, headers saying so)
+        self.window_scale = window_scale
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
     def limit_for(self, operation: str) -> tuple[int, int]:
         calls, window = DOCUMENTED_LIMITS.get(operation, (100, 60_000))
         if self.scale > 0:
             calls = max(1, round(calls * self.scale))
-        return calls, window
+        return calls, max(1, round(window * self.window_scale))
 
     def nominal_headers(self, operation: str, remaining: int | None = None) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers of an operation without spending from its bucket."""

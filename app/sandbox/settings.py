@@ -51,6 +51,11 @@ def _set_scale(sb: Sandbox, value: Any) -> None:
     sb.limiter.reset()
 
 
+def _set_window_scale(sb: Sandbox, value: Any) -> None:
+    sb.limiter.window_scale = value
+    sb.limiter.reset()
+
+
 def _set_fail_next(sb: Sandbox, value: Any) -> None:
     sb.fail_next_uploads = value
 
@@ -64,6 +69,7 @@ SETTINGS: Mapping[str, Setting] = {
     "refresh_token_lifetime": _config("refresh_token_lifetime", 0, float),
     "issue_refresh_tokens": Setting(bool, lambda sb: sb.issue_refresh_tokens, _set_refresh),
     "rate_limit_scale": Setting(float, lambda sb: sb.limiter.scale, _set_scale, 0),
+    "rate_window_scale": Setting(float, lambda sb: sb.limiter.window_scale, _set_window_scale, 0.001),
     "retry_after_header": Setting(bool, lambda sb: sb.retry_after_header, _set_retry_after),
     "part_size": _config("part_size", 1, int),
     "part_url_lifetime": _config("part_url_lifetime", 0, float),
