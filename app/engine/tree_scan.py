@@ -303,6 +303,7 @@ class TreeState:
     def _replace(self, seen_files: dict[str, Seen], seen_dirs: dict[str, _Dir], diff: Diff) -> Diff:
         known, self.known = self.known, None
         forgotten, self.forgotten = self.forgotten, set()
+        known_ids = None if known is None else {(self.identity(p), size, mtime) for p, size, mtime in known}
         if not self.files and known is None:  # the very first look: everything is new
             make, root = FoundFile._make, self.root
             diff.changed.extend([make((root, *seen)) for seen in seen_files.values()])
@@ -313,8 +314,8 @@ class TreeState:
             if before is not None and (before.size, before.mtime_ns) == (seen.size, seen.mtime_ns):
                 if ident not in forgotten:
                     continue
-            elif before is None and known is not None and (seen.rel_path, seen.size, seen.mtime_ns) in known:
-                continue  # handled before the restart
+            elif before is None and known_ids is not None and (ident, seen.size, seen.mtime_ns) in known_ids:
+                continue  # handled before the restart (under any case, on a case-insensitive volume)
             diff.changed.append(self._found(seen))
         for ident, before in self.files.items():
             if ident not in seen_files:

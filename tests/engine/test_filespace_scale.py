@@ -312,6 +312,10 @@ def test_a_case_insensitive_volume_keeps_one_identity_per_file(tmp_path: Path) -
     os.rename(clip, root_dir / "clip.mov")
     os.utime(root_dir / "clip.mov", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert not tree.full_scan(f)  # the same file: nothing to queue, nothing moved
+    after_restart = TreeState(make_root(str(root_dir), "P"))
+    after_restart.case_insensitive = True
+    after_restart.expect([("Clip.MOV", st.st_size, st.st_mtime_ns)])  # the queue knows the old spelling
+    assert not after_restart.full_scan(f)  # renamed by case while stopped: still known
 
 
 def test_a_folder_unreadable_for_a_moment_keeps_its_files(tmp_path: Path, monkeypatch: Any) -> None:
