@@ -47,7 +47,7 @@ def test_a_roots_own_options_survive_a_save(tmp_path: Path) -> None:
     roots from the settings window must not drop them."""
     p = paths(tmp_path)
     options = {"done_marker": ".done", "naming": ("shot_task", "versioned"), "stack_versions": False,
-               "comment": "{shot} {version} from {machine}"}  # fmt: skip
+               "comment": "{shot} {version} from {machine}", "route_by": "shot"}  # fmt: skip
     root = replace(make_root(str(tmp_path / "r"), "P"), **options)
     save_roots(p.config_file, [root, make_root(str(tmp_path / "plain"), "P")])
     assert load_settings(environ={}, paths=p).watch_roots == (root, make_root(str(tmp_path / "plain"), "P"))

@@ -91,6 +91,12 @@ def test_watch_roots_from_the_file(isolated_env: Path) -> None:
         ('naming = "shot_task"\ncomment = "{shot} {version} from {machine}"', None),
         ('comment = "{unknown}"', "names {unknown}, which PostFlow cannot fill"),
         ('comment = "{"', "is not valid"),
+        ('naming = "shot_task"\nroute_by = "shot"', None),
+        (
+            'route_by = "shot"',
+            "route_by = 'shot' is invalid: expected a naming field (none: add a naming rule",
+        ),
+        ('naming = "shot_task"\nroute_by = "shoot"', "expected a naming field (sequence, shot, show, task)"),
     ],
 )
 def test_a_roots_naming_options_are_checked_when_loaded(

@@ -48,7 +48,7 @@ def save_roots(path: Path, roots: Sequence[WatchRoot]) -> None:
             entry = tomlkit.table()
             entry["path"] = root.path
             entry["project"] = root.project
-            for key in ("folder", "workspace", "account_id", "done_marker", "comment"):
+            for key in ("folder", "workspace", "account_id", "done_marker", "comment", "route_by"):
                 value = getattr(root, key)
                 if value:
                     entry[key] = value

@@ -61,6 +61,7 @@ class WatchRoot:
     naming: tuple[str, ...] = ("versioned",)  # naming rules (presets or patterns), tried in order
     stack_versions: bool = True  # a new version of a delivered render joins its version stack
     comment: str = ""  # a comment posted on each delivered file, from this template
+    route_by: str = ""  # a naming field (e.g. "shot"): files go into a sub-folder named by it
 
 
 @dataclass(frozen=True)

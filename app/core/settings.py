@@ -444,7 +444,7 @@ def load_settings(
 
 ROOT_KEYS = (
     "path", "project", "folder", "workspace", "account_id", "done_marker",
-    "naming", "stack_versions", "comment",
+    "naming", "stack_versions", "comment", "route_by",
 )  # fmt: skip
 
 
@@ -506,6 +506,16 @@ def naming_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc.message}") from None
         out["comment"] = template
+    if "route_by" in entry:
+        field_name = entry["route_by"]
+        rules = compile_rules(out.get("naming", WatchRoot.__dataclass_fields__["naming"].default))
+        groups = sorted({g for r in rules for g in r.pattern.groupindex if g not in ("base", "version")})
+        if not isinstance(field_name, str) or (field_name and field_name not in groups):
+            offer = ", ".join(groups) if groups else "none: add a naming rule with named groups first"
+            raise ConfigError(
+                f"{where}: route_by = {field_name!r} is invalid: expected a naming field ({offer})"
+            )
+        out["route_by"] = field_name
     return out
 
 

@@ -31,7 +31,7 @@ from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootMonitor
 from app.engine.upload_errors import FileChanged, NameRefused, SourceUnavailable, attempt_limit
-from app.engine.version_stacker import follow_up_fields
+from app.engine.version_stacker import follow_up_fields, routed_dir
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
 from app.frameio.names import name_problem
@@ -318,7 +318,7 @@ class Scheduler:
             sha256, skipped = await self._touched_only(job, root, account_id)
             if skipped:
                 return
-            folder_id = await self._resolver.folder_for(account_id, root, job.rel_dir)
+            folder_id = await self._resolver.folder_for(account_id, root, routed_dir(root, job.rel_path))
             sha256 = await self._uploader.upload(job, root, account_id, folder_id, sha256)
             failpoints.hit("before_done")
             up = await self._store.upload_state(job.id)

@@ -63,7 +63,7 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
-from app.engine.version_stacker import VersionStacker
+from app.engine.version_stacker import VersionStacker, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
@@ -594,9 +594,9 @@ class EngineService:
             account_id = await self.scheduler.account_for(job)
             if job.remote_file_id is None:
                 return
-            old_dir = old_path.rsplit("/", 1)[0] if "/" in old_path else ""
-            if old_dir != job.rel_dir:
-                folder_id = await self._resolver.folder_for(account_id, root, job.rel_dir)
+            new_dir = routed_dir(root, job.rel_path)
+            if routed_dir(root, old_path) != new_dir:
+                folder_id = await self._resolver.folder_for(account_id, root, new_dir)
                 await self._frameio.move_file(account_id, job.remote_file_id, folder_id)
             if old_path.rsplit("/", 1)[-1] != job.name:
                 await self._frameio.rename_file(account_id, job.remote_file_id, job.name)

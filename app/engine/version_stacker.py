@@ -50,14 +50,27 @@ def parsed_name(root: WatchRoot, rel_path: str) -> Parsed | None:
     return parse_name(rel_path.rsplit("/", 1)[-1], _rules(root.naming))
 
 
+def routed_dir(root: WatchRoot, rel_path: str) -> str:
+    """The folder (relative to the root's destination) a file goes to: its own folder, mirrored,
+    and inside it a sub-folder named by the root's ``route_by`` field when its name gives one."""
+    rel_dir = rel_path.rsplit("/", 1)[0] if "/" in rel_path else ""
+    if not root.route_by:
+        return rel_dir
+    parsed = parsed_name(root, rel_path)
+    value = parsed.fields.get(root.route_by, "").strip() if parsed is not None else ""
+    if not value or value in (".", "..") or "/" in value:
+        return rel_dir
+    return f"{rel_dir}/{value}" if rel_dir else value
+
+
 def follow_up_fields(root: WatchRoot, rel_path: str) -> dict[str, Any]:
     """What a delivered job is to carry: its version, what its versions share, and whether it
     still has a stack to join and a comment to get (set with the job's ``done``)."""
     parsed = parsed_name(root, rel_path)
     out: dict[str, Any] = {}
     if parsed is not None and parsed.stack_key is not None:
-        rel_dir = rel_path.rsplit("/", 1)[0] if "/" in rel_path else ""
-        out.update(version=parsed.version, stack_key=f"{rel_dir}\x00{parsed.stack_key}")
+        folder = routed_dir(root, rel_path)
+        out.update(version=parsed.version, stack_key=f"{folder}\x00{parsed.stack_key}")
         out["stack_state"] = WAITING if root.stack_versions else None
     if root.comment:
         out["comment_state"] = WAITING

@@ -155,3 +155,25 @@ async def test_thirty_shots_at_once_keep_the_version_stack_limit(harness: Harnes
     assert stats.get("version_stacks.create") == 30, stats
     assert not any(k.startswith("429:") for k in stats), stats
     assert not [j for j in await engine.jobs() if j.stack_state == "failed"]
+
+
+async def test_routing_by_a_parsed_field_puts_shots_in_their_own_folders(harness: Harness) -> None:
+    harness.root_options.update(naming=("shot_task",), route_by="shot")
+    engine = await harness.start()
+    names = [
+        "SHOW_SQ01_SH010_comp_v001.mov",
+        "SHOW_SQ01_SH010_comp_v002.mov",
+        "SHOW_SQ01_SH020_comp_v001.mov",
+        "Day2/SHOW_SQ01_SH020_grade_v001.mov",
+        "notes_v1.mov",
+    ]
+    await deliver(harness, engine, names, len(names))
+    await settled(engine, 4)
+    assert sorted(harness.delivered()) == [
+        "Demo Project/Incoming/Day2/SH020/SHOW_SQ01_SH020_grade_v001.mov",
+        "Demo Project/Incoming/SH010/SHOW_SQ01_SH010_comp_v001.mov",
+        "Demo Project/Incoming/SH010/SHOW_SQ01_SH010_comp_v002.mov",
+        "Demo Project/Incoming/SH020/SHOW_SQ01_SH020_comp_v001.mov",
+        "Demo Project/Incoming/notes_v1.mov",  # no shot in its name: where it is
+    ]
+    assert stacks_of(harness) == [["SHOW_SQ01_SH010_comp_v001.mov", "SHOW_SQ01_SH010_comp_v002.mov"]]
