@@ -117,6 +117,8 @@ class JobView:
     phase: JobPhase | None = None  # None once the job is finished
     next_retry_at: float | None = None  # wall-clock seconds
     bytes_per_second: float = 0.0
+    name_fields: tuple[tuple[str, str], ...] = ()  # what its name says (naming rules), version last
+    folder: str | None = None  # where it goes under the root's destination (None: its own folder)
 
     @property
     def id(self) -> int:

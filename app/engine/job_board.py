@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app.core.events import AttemptEnded, EventBus, JobProgress, JobStateChanged
@@ -35,13 +36,16 @@ class JobBoard:
         self._progress: dict[int, tuple[float, int]] = {}  # job → (when, bytes) last published
         self._logged: dict[int, tuple[float, int]] = {}  # job → (when, bytes) last logged
         self._speed: dict[int, tuple[float, float]] = {}  # job → (when, smoothed bytes/s)
+        #: what a job's name says and where it goes (the engine's naming rules)
+        self.describe: Callable[[Job], tuple[tuple[tuple[str, str], ...], str | None]] | None = None
 
     # ---- views ----
     def view(self, job: Job) -> JobView:
         speed = self._speed.get(job.id)
+        fields, folder = self.describe(job) if self.describe is not None else ((), None)
         return JobView(
             job, self._phase_of(job), self._retry_at.get(job.id) if job.state is JobState.PENDING else None,
-            speed[1] if speed and job.state is JobState.UPLOADING else 0.0,
+            speed[1] if speed and job.state is JobState.UPLOADING else 0.0, fields, folder,
         )  # fmt: skip
 
     def _phase_of(self, job: Job) -> JobPhase | None:

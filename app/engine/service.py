@@ -63,7 +63,7 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
-from app.engine.version_stacker import VersionStacker, routed_dir
+from app.engine.version_stacker import VersionStacker, describe, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
@@ -104,6 +104,7 @@ class EngineService:
         self._monitor = RootMonitor()
         self._hash_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hash")
         self._board = JobBoard(self.store, bus)
+        self._board.describe = lambda job: describe(self._roots.get(job.root_id), job.rel_path)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
         self._parts_http = PartSender(settings.part_timeout, self._limiter)
         self._uploader = PushUploader(

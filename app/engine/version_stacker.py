@@ -63,6 +63,19 @@ def routed_dir(root: WatchRoot, rel_path: str) -> str:
     return f"{rel_dir}/{value}" if rel_dir else value
 
 
+def describe(root: WatchRoot | None, rel_path: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """For the queue window: the fields a name gives (version last) and its routed folder."""
+    if root is None:
+        return (), None
+    parsed = parsed_name(root, rel_path)
+    fields: tuple[tuple[str, str], ...] = ()
+    if parsed is not None:
+        fields = tuple(parsed.fields.items())
+        if parsed.version is not None:
+            fields += (("version", parsed.version_label),)
+    return fields, routed_dir(root, rel_path)
+
+
 def follow_up_fields(root: WatchRoot, rel_path: str) -> dict[str, Any]:
     """What a delivered job is to carry: its version, what its versions share, and whether it
     still has a stack to join and a comment to get (set with the job's ``done``)."""
@@ -268,5 +281,7 @@ def _stacked_note(job: Job, versions: list[Job]) -> str:
     labels = [version_label(v) for v in versions]
     index = next((i for i, v in enumerate(versions) if v.id == job.id), len(versions) - 1)
     if index == 0:
-        return f"Version stack on Frame.io: {', '.join(labels)} ({labels[-1]} on top)."
-    return f"Stacked on {labels[index - 1]} ({', '.join(labels)}; {labels[-1]} on top)."
+        return f"First version of its stack ({labels[-1]} on top)."
+    if index == len(labels) - 1:
+        return f"Stacked on {labels[index - 1]}."
+    return f"Stacked on {labels[index - 1]}, below {labels[index + 1]}."

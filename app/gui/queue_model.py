@@ -48,6 +48,7 @@ class QueueFilter(Enum):
 
 class Column(Enum):
     FILE = "File"
+    NAME_SAYS = "Name says"
     DESTINATION = "Destination"
     SIZE = "Size"
     PROGRESS = "Progress"
@@ -354,7 +355,8 @@ class QueueModel(QAbstractTableModel):
 
     def _destination(self, row: Row) -> str:
         root = self._roots.get(row.root_id)
-        folder = row.rel_path.rpartition("/")[0]
+        routed = row.view.folder if row.view is not None else None
+        folder = routed if routed is not None else row.rel_path.rpartition("/")[0]
         if root is None:
             return folder or "—"
         return " / ".join(p for p in (root.project, root.folder, folder) if p)
@@ -373,6 +375,9 @@ class QueueModel(QAbstractTableModel):
         uploading = view.state is JobState.UPLOADING
         if column is Column.FILE:
             return job.name
+        if column is Column.NAME_SAYS:
+            said = (value if name == "version" else f"{name} {value}" for name, value in view.name_fields)
+            return " · ".join(said)
         if column is Column.DESTINATION:
             return self._destination(row)
         if column is Column.SIZE:

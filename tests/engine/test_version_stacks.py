@@ -69,7 +69,9 @@ async def test_three_versions_in_order_make_one_stack(harness: Harness) -> None:
         await settled(engine, n)
     assert stacks_of(harness) == [["SC010_v001.mov", "SC010_v002.mov", "SC010_v003.mov"]]
     jobs = {j.name: j for j in await engine.jobs()}
-    assert jobs["SC010_v003.mov"].note == "Stacked on v002 (v001, v002, v003; v003 on top)."
+    assert jobs["SC010_v003.mov"].note == "Stacked on v002."
+    view = engine.view(jobs["SC010_v003.mov"])
+    assert view.name_fields == (("version", "v003"),) and view.folder == ""
     assert jobs["SC010_v001.mov"].stack_state == "stacked" and jobs["SC010_v001.mov"].version == 1
 
 
@@ -80,7 +82,7 @@ async def test_out_of_order_arrivals_end_in_version_order(harness: Harness) -> N
         await settled(engine, n)
     assert stacks_of(harness) == [["SC020_v001.mov", "SC020_v002.mov", "SC020_v003.mov"]]
     note = {j.name: j.note for j in await engine.jobs()}["SC020_v002.mov"]
-    assert note == "Stacked on v001 (v001, v002, v003; v003 on top)."
+    assert note == "Stacked on v001, below v003."
 
 
 async def test_two_versions_finishing_together_and_a_restart(harness: Harness) -> None:

@@ -119,6 +119,35 @@ async def test_a_hundred_thousand_rows_page_in_as_the_user_scrolls(tmp_path: Pat
         await store.close()
 
 
+async def test_a_row_shows_what_its_name_says_and_where_it_was_routed(tmp_path: Path, qapp: Any) -> None:
+    store = QueueStore(tmp_path / "state.sqlite3")
+    await store.open()
+    try:
+        added = await store.add("r1", "Day1/SHOW_SQ01_SH010_comp_v002.mov", "/fs/x.mov", 10, 1)
+        assert added.job is not None
+        model = QueueModel(StoreSource(store))
+        model.set_roots((WatchRoot("r1", "/fs", "Project X", "Incoming"),))
+        fields = (
+            ("show", "SHOW"),
+            ("sequence", "SQ01"),
+            ("shot", "SH010"),
+            ("task", "comp"),
+            ("version", "v002"),
+        )
+        done = await store.update(added.job.id, JobState.DONE, note="Stacked on v001.")
+        await model.reload(QueueFilter.ALL)
+        model.upsert(JobView(done, name_fields=fields, folder="Day1/SH010"))
+        said = model.data(model.index(0, COLUMNS.index(Column.NAME_SAYS)))
+        assert said == "show SHOW · sequence SQ01 · shot SH010 · task comp · v002"
+        assert (
+            model.data(model.index(0, COLUMNS.index(Column.DESTINATION)))
+            == "Project X / Incoming / Day1/SH010"
+        )
+        assert model.data(model.index(0, COLUMNS.index(Column.STATE))) == "Uploaded (Stacked on v001.)"
+    finally:
+        await store.close()
+
+
 def drop(folder: Path, name: str, size: int = 128 * 1024) -> None:
     tmp = folder / f".{name}"
     tmp.write_bytes(os.urandom(size))
