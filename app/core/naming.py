@@ -166,3 +166,16 @@ def render_comment(template: str, parsed: Parsed | None, facts: Mapping[str, str
 class _Blank(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def explain(file_name: str, rules: Sequence[NamingRule], stacking: bool = True) -> str:
+    """One line for the settings page's "test your pattern": what the rules read in a name."""
+    parsed = parse_name(file_name, rules)
+    if parsed is None:
+        return f"{file_name}: no rule matches (uploaded as it is, never stacked)"
+    said = [f"{k} {v}" for k, v in parsed.fields.items()]
+    if parsed.version is None:
+        return f"{file_name}: " + (", ".join(said) or "matched") + "; no version (never stacked)"
+    said.append(f"version {parsed.version_label}")
+    stack = f"stacks with other versions of “{parsed.base}{parsed.extension}”" if stacking else "not stacked"
+    return f"{file_name}: {', '.join(said)}; {stack} ({parsed.rule})"

@@ -40,8 +40,9 @@ from app.core.events import (
     SnapshotChanged,
 )
 from app.core.jobs import Job, JobState, JobView, WatchRoot
+from app.core.naming import compile_rules, explain
 from app.core.roots import check_overlaps, resolved, root_id_for
-from app.core.settings import Settings
+from app.core.settings import Settings, naming_options
 from app.core.units import format_bytes
 from app.engine.account_guard import AccountGuard
 from app.engine.bandwidth import BandwidthLimiter
@@ -376,6 +377,37 @@ class EngineService:
         await self._halt_root(root_id)
         self._roots_changed()
         self._wake()
+        return edited
+
+    def preview_naming(
+        self, rules: Sequence[str], samples: Sequence[str], stacking: bool = True
+    ) -> list[str]:
+        """ "Test your pattern": how these rules read these names. Raises ``ConfigError`` for a
+        rule that cannot work, with the reason."""
+        compiled = compile_rules([r for r in rules if r.strip()] or ["versioned"])
+        return [explain(name.strip(), compiled, stacking) for name in samples if name.strip()]
+
+    async def set_naming(
+        self,
+        root_id: str,
+        *,
+        naming: Sequence[str],
+        stack_versions: bool,
+        route_by: str = "",
+        comment: str = "",
+    ) -> WatchRoot:
+        """A folder's naming rules, version stacking, routing field and comment template,
+        checked as config.toml is (a bad value changes nothing) and saved."""
+        root = self._roots.get(root_id)
+        if root is None:
+            raise ConfigError(f"No watch folder with id {root_id!r}.")
+        rules = [r for r in naming if r.strip()] or ["versioned"]
+        entry = {"naming": rules, "stack_versions": stack_versions, "route_by": route_by.strip(),
+                 "comment": comment.strip()}  # fmt: skip
+        edited = replace(root, **naming_options(entry, f"The watch folder {root.path}"))
+        await self._registry.save([edited if r.id == root_id else r for r in self._roots.values()])
+        self._roots[root_id] = edited
+        self._roots_changed()
         return edited
 
     async def remove_root(self, root_id: str) -> list[Job]:

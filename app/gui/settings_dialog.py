@@ -35,6 +35,7 @@ from app.engine.service import EngineService
 from app.gui.destination_picker import Destination, choose_destination, choose_folder
 from app.gui.discord_settings import DiscordSettings
 from app.gui.engine_bridge import EngineBridge
+from app.gui.naming_settings import NamingSettings
 from app.team.discord_notifier import DiscordNotifier
 
 MB = 1_000_000
@@ -76,6 +77,8 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self._folders_tab(), "&Folders")
         self.tabs.addTab(self._uploads_tab(), "&Uploads")
+        self.naming = NamingSettings(engine, bridge, self.tabs)
+        self.tabs.addTab(self.naming, "&Naming")
         self.tabs.addTab(self._general_tab(), "&General")
         self.discord: DiscordSettings | None = None
         if discord is not None:
@@ -95,6 +98,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         bridge.roots_changed.connect(lambda _e: self.show_roots())
+        bridge.roots_changed.connect(lambda _e: self.naming.show_roots())
         self.load()
 
     # ---- folders ----

@@ -50,6 +50,37 @@ async def test_settings_apply_live_and_are_saved(sandbox: Any, watch_dir: Path, 
         assert saved["watch"]["quiet_seconds"] == 5.0 and saved["watch"]["mirror_moves"] is True
 
 
+async def test_naming_rules_are_tested_live_and_saved_per_folder(
+    sandbox: Any, watch_dir: Path, tray_env: None
+) -> None:
+    async with tray_app(sandbox, watch_dir) as app:
+        app.open_settings()
+        naming = app.settings_dialog.naming
+        assert naming.selected() is not None and naming.rules.toPlainText() == "versioned"
+        assert "SHOW_SC010_v001.mov: version v001; stacks with other versions of “SHOW_SC010.mov”" in (
+            naming.reading.text()
+        )
+        naming.rules.setPlainText("(?P<shot>SC\\d+")  # typed half-way: said at once, nothing read
+        assert "not a valid regular expression" in naming.error.text() and naming.reading.text() == ""
+        naming.rules.setPlainText("shot_task\nversioned")
+        assert (
+            "SHOW_SQ01_SH020_comp_v003.exr: show SHOW, sequence SQ01, shot SH020, task comp, version v003"
+            in (naming.reading.text())
+        )
+        assert "reference.mov: no rule matches" in naming.reading.text()
+        naming.route_by.setText("shoot")
+        naming.save()
+        await until(lambda: "Not saved" in naming.error.text(), "the bad field refused")
+        assert "route_by = 'shoot' is invalid" in naming.error.text()
+        assert app.engine.roots[0].naming == ("versioned",)  # nothing changed
+        naming.route_by.setText("shot")
+        naming.save()
+        await until(lambda: app.engine.roots[0].route_by == "shot", "saved")
+        assert app.engine.roots[0].naming == ("shot_task", "versioned")
+        saved = config(app)["watch"]["roots"][0]
+        assert saved["naming"] == ["shot_task", "versioned"] and saved["route_by"] == "shot"
+
+
 async def test_invalid_input_is_explained_beside_its_field_and_nothing_is_saved(
     sandbox: Any, watch_dir: Path, tray_env: None
 ) -> None:
