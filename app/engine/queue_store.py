@@ -277,6 +277,23 @@ class NewFile:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A delivered job with something left to do on Frame.io after its upload."""
+
+    job: Job
+    account_id: str | None
+    folder_id: str | None  # the Frame.io folder it was uploaded into
+    stack_key: str | None
+    comment_state: str | None
+
+
+def _follow_up(row: sqlite3.Row) -> FollowUp:
+    return FollowUp(
+        row_to_job(row), row["account_id"], row["folder_id"], row["stack_key"], row["comment_state"]
+    )
+
+
+@dataclass(frozen=True)
 class HistoryQuery:
     """A page of the queue and history, newest first. ``before_id`` is the keyset cursor (the
     previous page's ``next_before_id``): paging stays fast however deep the user scrolls."""
@@ -563,28 +580,33 @@ class QueueStore:
         return await self._run(write)
 
     # ---- after delivery: version stacks and comments ----
-    async def follow_ups(self) -> list[tuple[Job, str | None, str | None, str | None]]:
-        """Delivered jobs with a stack to join or a comment to post: (job, account, folder id,
-        comment state)."""
+    async def follow_ups(self, job_id: int | None = None) -> list[FollowUp]:
+        """Delivered jobs with a stack to join or a comment to post (or just this one, read
+        afresh: an earlier step may have settled it)."""
+        where = "(stack_state = 'waiting' OR comment_state = 'waiting') AND state = ?"
 
-        def fetch(db: sqlite3.Connection) -> list[tuple[Job, str | None, str | None, str | None]]:
-            rows = db.execute(
-                "SELECT * FROM jobs INDEXED BY jobs_following_up WHERE (stack_state = 'waiting' "
-                "OR comment_state = 'waiting') AND state = ? ORDER BY id",
-                (JobState.DONE.value,),
-            ).fetchall()
-            return [(row_to_job(r), r["account_id"], r["folder_id"], r["comment_state"]) for r in rows]
+        def fetch(db: sqlite3.Connection) -> list[FollowUp]:
+            if job_id is None:
+                rows = db.execute(
+                    f"SELECT * FROM jobs INDEXED BY jobs_following_up WHERE {where} ORDER BY id",
+                    (JobState.DONE.value,),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    f"SELECT * FROM jobs WHERE id = ? AND {where}", (job_id, JobState.DONE.value)
+                ).fetchall()
+            return [_follow_up(r) for r in rows]
 
         return await self._run(fetch)
 
-    async def versions_of(self, root_id: str, stack_key: str) -> list[Job]:
-        """Every delivered version of one render in one Frame.io folder, lowest version first."""
+    async def versions_of(self, root_id: str, stack_key: str, folder_id: str) -> list[Job]:
+        """Every delivered version of one render uploaded to one Frame.io folder, lowest first."""
 
         def fetch(db: sqlite3.Connection) -> list[Job]:
             rows = db.execute(
                 "SELECT * FROM jobs INDEXED BY jobs_by_stack WHERE root_id = ? AND stack_key = ? "
-                "AND state = ? AND remote_file_id IS NOT NULL ORDER BY version, id",
-                (root_id, stack_key, JobState.DONE.value),
+                "AND state = ? AND remote_file_id IS NOT NULL AND folder_id = ? ORDER BY version, id",
+                (root_id, stack_key, JobState.DONE.value, folder_id),
             ).fetchall()
             return [row_to_job(r) for r in rows]
 

@@ -23,18 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from typing import Any
 
-from app.core.errors import PostFlowError
+from app.core.errors import AuthError, PostFlowError, RateLimited, ServiceUnavailable
 from app.core.event_wait import wait_set
-from app.core.events import EventBus, JobStateChanged
+from app.core.events import AuthStateChanged, EventBus, JobStateChanged, RootsChanged
 from app.core.jobs import Job, JobState, WatchRoot
 from app.core.naming import NamingRule, Parsed, compile_rules, parse_name, render_comment
 from app.engine.queue_store import QueueStore
 from app.frameio.client import FrameioClient
-from app.frameio.errors import NotFound, OutcomeUnknown
+from app.frameio.errors import NotFound, OutcomeUnknown, Rejected
 
 log = logging.getLogger(__name__)
 MAX_CREATE = 10  # version_stacks.create takes 2 to 10 files
@@ -133,7 +133,8 @@ class VersionStacker:
             self._task = None
 
     def _on_event(self, event: Any) -> None:
-        if isinstance(event, JobStateChanged) and event.view.job.state is JobState.DONE:
+        delivered = isinstance(event, JobStateChanged) and event.view.job.state is JobState.DONE
+        if delivered or isinstance(event, AuthStateChanged | RootsChanged):  # what it waited for
             self._due.set()
 
     async def _run(self) -> None:
@@ -144,38 +145,62 @@ class VersionStacker:
             except Exception:
                 log.exception("version stacks: unexpected error")
             now = time.monotonic()
-            wait = min((at - now for at in self._later.values()), default=3600.0)
+            wait = min((at - now for at in self._later.values() if at > now), default=3600.0)
             await wait_set(self._due, max(0.05, wait))
 
     async def _pass(self) -> None:
-        now = time.monotonic()
-        for job, account, folder_id, comment_state in await self._store.follow_ups():
-            if self._later.get(job.id, 0.0) > now:
+        rows = await self._store.follow_ups()
+        for stale in set(self._later) - {row.job.id for row in rows}:
+            del self._later[stale]  # settled, or not delivered any more
+        for row in rows:
+            if self._later.get(row.job.id, 0.0) > time.monotonic():
                 continue
-            root = self._roots().get(job.root_id)
-            account_id = self._account_for(job, account)
-            if root is None or account_id is None or folder_id is None or job.remote_file_id is None:
-                continue  # not watched any more, or signed out: it waits
-            step = "stack"
+            self._later.pop(row.job.id, None)
             try:
-                if job.stack_state == WAITING:
-                    await self._stack(job, root, account_id, folder_id)
-                step = "comment"
-                if comment_state == WAITING:
-                    await self._comment(job, root, account_id)
-                self._later.pop(job.id, None)
-            except PostFlowError as exc:
-                if exc.retryable or isinstance(exc, OutcomeUnknown):
-                    log.info("%s: version stack or comment not done yet: %s", job.rel_path, exc.message)
-                    self._later[job.id] = time.monotonic() + self.retry_wait
-                    continue
-                log.warning("%s: %s", job.rel_path, exc.message)
-                if step == "stack":
-                    note = f"Not stacked on Frame.io: {exc.message}"
-                    await self._settle(job, stack_state=FAILED, note=note)
-                else:
-                    await self._settle(job, comment_state=FAILED, note=f"Comment not posted: {exc.message}")
-                self._later.pop(job.id, None)
+                await self._follow(row.job.id)
+            except Exception:  # a bug: this job waits, the others go on
+                log.exception("%s: version stack or comment failed unexpectedly", row.job.rel_path)
+                self._later[row.job.id] = time.monotonic() + self.retry_wait * 10
+
+    async def _follow(self, job_id: int) -> None:
+        fresh = await self._store.follow_ups(job_id)  # an earlier job of this pass may have settled it
+        if not fresh:
+            return
+        row = fresh[0]
+        job = row.job
+        root = self._roots().get(job.root_id)
+        account_id = self._account_for(job, row.account_id)
+        if root is None or account_id is None or row.folder_id is None or job.remote_file_id is None:
+            return  # not watched, or signed out: a sign-in or a root change wakes it again
+        if job.stack_state == WAITING:
+            if row.stack_key is None:
+                await self._settle(job, stack_state=ALONE)
+            elif not await self._step(
+                job, "stack", self._stack(job, account_id, row.folder_id, row.stack_key)
+            ):
+                return
+        if row.comment_state == WAITING:
+            await self._step(job, "comment", self._comment(job, root, account_id))
+
+    async def _step(self, job: Job, what: str, step: Coroutine[Any, Any, None]) -> bool:
+        """Run one step; False when it is to be tried again later."""
+        try:
+            await step
+        except (AuthError, RateLimited, ServiceUnavailable, OutcomeUnknown) as exc:
+            log.info("%s: %s on Frame.io not done yet: %s", job.rel_path, what, exc.message)
+            self._later[job.id] = time.monotonic() + self.retry_wait
+            return False
+        except PostFlowError as exc:
+            if exc.retryable:
+                log.info("%s: %s on Frame.io not done yet: %s", job.rel_path, what, exc.message)
+                self._later[job.id] = time.monotonic() + self.retry_wait
+                return False
+            log.warning("%s: %s: %s", job.rel_path, what, exc.message)
+            if what == "stack":
+                await self._settle(job, stack_state=FAILED, note=f"Not stacked on Frame.io: {exc.message}")
+            else:
+                await self._settle(job, comment_state=FAILED, note=f"Comment not posted: {exc.message}")
+        return True
 
     async def _settle(self, job: Job, **changes: Any) -> None:
         await self._store.settle_follow_up(job.id, **changes)
@@ -184,24 +209,28 @@ class VersionStacker:
             self._publish(stored)
 
     # ---- the stack ----
-    async def _stack(self, job: Job, root: WatchRoot, account_id: str, folder_id: str) -> None:
-        key = _stack_key_of(job, root)
-        versions = [v for v in await self._store.versions_of(root.id, key) if v.remote_file_id]
+    async def _stack(self, job: Job, account_id: str, folder_id: str, key: str) -> None:
+        versions = await self._store.versions_of(job.root_id, key, folder_id)
         if len(versions) < 2:
             await self._settle(job, stack_state=ALONE)
             return
         where = await self._locate(account_id, versions)
-        versions = [v for v in versions if v.remote_file_id in where]  # deleted on Frame.io: left out
-        if len(versions) < 2:
-            await self._settle(job, stack_state=ALONE)
+        if job.remote_file_id not in where:
+            await self._settle(job, stack_state=FAILED, note="Not stacked: it was deleted from Frame.io.")
             return
+        versions = [v for v in versions if v.remote_file_id in where]  # deleted on Frame.io: left out
         stacks = {parent for parent in where.values() if parent != folder_id}
         stack_id = await self._stack_among(account_id, stacks)
         if stack_id is None:
             loose = [v for v in versions if where[v.remote_file_id or ""] == folder_id]
-            stack_id = await self._create(account_id, folder_id, loose)
+            if len(loose) < 2:  # the others were moved elsewhere on Frame.io
+                await self._settle(job, stack_state=ALONE)
+                return
+            await self._create(account_id, folder_id, loose)
+            versions = loose
         else:
-            await self._order(account_id, folder_id, stack_id, versions)
+            versions = [v for v in versions if where[v.remote_file_id or ""] in (folder_id, stack_id)]
+            await self._order(account_id, folder_id, stack_id, versions, job)
         for other in versions:
             if other.id != job.id and other.stack_state != STACKED:
                 await self._settle(other, stack_state=STACKED)  # found alone before: not any more
@@ -221,40 +250,45 @@ class VersionStacker:
         return where
 
     async def _stack_among(self, account_id: str, parents: set[str | None]) -> str | None:
-        """Which of these parents is a version stack (the others are folders)."""
+        """Which of these parents is a version stack (the others are folders: the spec allows a
+        404 or a 422 for an id that is not a stack)."""
         for parent in sorted(p for p in parents if p):
             try:
                 await self._frameio.version_stack_files(account_id, parent)
-            except NotFound:
+            except (NotFound, Rejected):
                 continue
             return parent
         return None
 
     async def _create(self, account_id: str, folder_id: str, versions: list[Job]) -> str:
         ids = [v.remote_file_id for v in versions if v.remote_file_id]
-        try:
-            stack_id = await self._frameio.create_version_stack(account_id, folder_id, ids[:MAX_CREATE])
-        except OutcomeUnknown:
-            raise  # retried later: the next look finds the stack if it was made
+        stack_id = await self._frameio.create_version_stack(account_id, folder_id, ids[:MAX_CREATE])
         for file_id in ids[MAX_CREATE:]:
             await self._frameio.move_file(account_id, file_id, stack_id)
         return stack_id
 
-    async def _order(self, account_id: str, folder_id: str, stack_id: str, versions: list[Job]) -> None:
-        """Every version in the stack, lowest first and the highest on top. Files in the stack
-        that are not PostFlow's stay below, as they are."""
-        ours = [v.remote_file_id for v in versions if v.remote_file_id]
+    async def _order(
+        self, account_id: str, folder_id: str, stack_id: str, versions: list[Job], job: Job
+    ) -> None:
+        """Every version in the stack, lowest first and the highest on top: a version not in it
+        joins as the head, then the versions above the new one are re-headed, lowest first (out
+        and back in), never leaving the stack with fewer than two files. Files in the stack that
+        are not PostFlow's stay below, as they are."""
         current = [f.id for f in await self._frameio.version_stack_files(account_id, stack_id)]
-        for file_id in ours:
-            if file_id not in current:
-                await self._frameio.move_file(account_id, file_id, stack_id)  # joins as the head
-                current.append(file_id)
-        mine = [f for f in current if f in ours]
-        pairs = enumerate(zip(mine, ours, strict=True))
-        first_wrong = next((i for i, (have, want) in pairs if have != want), None)
-        if first_wrong is None:
+        for v in versions:
+            if v.remote_file_id and v.remote_file_id not in current:
+                await self._frameio.move_file(account_id, v.remote_file_id, stack_id)  # joins as the head
+                current.append(v.remote_file_id)
+        ours = [v.remote_file_id for v in versions if v.remote_file_id]
+        if [f for f in current if f in ours] == ours:
             return
-        for file_id in ours[first_wrong:]:  # out and back in, lowest first: each becomes the head
+        if len(current) < 3:
+            log.warning("%s: its version stack is out of order and too small to reorder safely", job.rel_path)
+            return
+        above = [
+            v.remote_file_id for v in versions if v.remote_file_id and (v.version or 0) > (job.version or 0)
+        ]
+        for file_id in above:  # each becomes the head in turn: the highest ends on top
             await self._frameio.move_file(account_id, file_id, folder_id)
             await self._frameio.move_file(account_id, file_id, stack_id)
 
@@ -265,16 +299,17 @@ class VersionStacker:
         if not text:
             await self._settle(job, comment_state="posted")
             return
-        await self._settle(job, comment_state="posting")  # a lost answer is never posted twice
+        await self._settle(job, comment_state="posting")  # from here on, never posted twice
         try:
             await self._frameio.create_comment(account_id, job.remote_file_id, text)
         except OutcomeUnknown:
-            log.warning("%s: Frame.io did not confirm the comment; not posted again", job.rel_path)
+            note = "Frame.io did not confirm the comment; it is not posted again."
+            await self._settle(job, comment_state="unconfirmed", note=note)
+            return
+        except PostFlowError:
+            await self._settle(job, comment_state=WAITING)  # not sent: tried again
+            raise
         await self._settle(job, comment_state="posted")
-
-
-def _stack_key_of(job: Job, root: WatchRoot) -> str:
-    return str(follow_up_fields(root, job.rel_path).get("stack_key", ""))
 
 
 def _stacked_note(job: Job, versions: list[Job]) -> str:

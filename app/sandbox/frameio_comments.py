@@ -77,16 +77,14 @@ def _apply(ctx: OpContext, c: Comment, f: File, data: dict[str, Any]) -> None:
                            pointer="/data/timestamp")  # fmt: skip
         c.timestamp = serialize.frame_of(stamp) if isinstance(stamp, str) else stamp
     if "duration" in data:
-        if data["duration"] is not None and (c.timestamp is None or not timed):
-            raise ApiError(
-                422, "duration requires a timestamp", title="Invalid value", pointer="/data/duration"
-            )
         c.duration = data["duration"]
+    if c.duration is not None and (c.timestamp is None or not timed):
+        raise _invalid("duration requires a timestamp", "/data/duration")
     if data.get("page") is not None and f.media_type != "application/pdf":
         raise ApiError(
             422, "page is only allowed on PDF documents", title="Invalid value", pointer="/data/page"
         )
-    for name in ("anchor", "annotation", "page"):
+    for name in ("anchor", "annotation", "page", "text_review_annotation"):
         if name in data:
             setattr(c, name, data[name])
     if "links" in data:
@@ -105,9 +103,8 @@ def _apply(ctx: OpContext, c: Comment, f: File, data: dict[str, Any]) -> None:
 async def create_comment(request: web.Request, ctx: OpContext) -> web.Response:
     f = ctx.file(request)
     data = await read_body(request, "comments.create")
-    if data.get("attachments"):
-        raise ApiError(422, "the sandbox does not emulate comment attachments", title="Invalid value",
-                       pointer="/data/attachments")  # fmt: skip
+    if data.get("attachments"):  # valid per the spec, but not emulated: said plainly
+        raise ApiError(501, "The sandbox does not emulate comment attachments.", title="Not Implemented")
     now = ctx.sb.clock.iso()
     c = Comment(new_id(), f.id, data["text"], ctx.user.id, now, now)
     _apply(ctx, c, f, {k: v for k, v in data.items() if k != "text"})

@@ -136,6 +136,7 @@ class Comment:
     completed_at: str | None = None
     completer_id: str | None = None
     text_edited_at: str | None = None
+    text_review_annotation: dict[str, Any] | None = None
 
 
 @dataclass

@@ -200,7 +200,7 @@ def comment(c: Comment, *, as_timecode: bool = False, owner: User | None = None,
         "mentions": [],
         "page": c.page,
         "text_edited_at": c.text_edited_at,
-        "text_review_annotation": None,
+        "text_review_annotation": c.text_review_annotation,
         "timestamp": stamp,
     }
     if owner is not None:

@@ -179,3 +179,24 @@ async def test_routing_by_a_parsed_field_puts_shots_in_their_own_folders(harness
         "Demo Project/Incoming/notes_v1.mov",  # no shot in its name: where it is
     ]
     assert stacks_of(harness) == [["SHOW_SQ01_SH010_comp_v001.mov", "SHOW_SQ01_SH010_comp_v002.mov"]]
+
+
+async def test_a_version_moved_elsewhere_on_frame_io_leaves_the_new_one_alone(harness: Harness) -> None:
+    """Someone filed v001 into another folder on Frame.io: v002 is not stacked with it (a stack
+    lives in one folder) and nothing fails."""
+    engine = await harness.start()
+    await deliver(harness, engine, ["Spot_v001.mov"], 1)
+    await settled(engine, 1)
+    [first] = await engine.jobs()
+    account = harness.sandbox.control("/_sandbox/health")["seed_account_id"]
+    with httpx.Client(timeout=10) as http:
+        from frameio.files import FileMoveParamsData
+        from frameio.folders import FolderCreateParamsData
+
+        client = sdk(harness, http)
+        parent = client.files.show(account, first.remote_file_id).data.parent_id
+        archive = client.folders.create(account, parent, data=FolderCreateParamsData(name="_old")).data
+        client.files.move(account, first.remote_file_id, data=FileMoveParamsData(parent_id=archive.id))
+    await deliver(harness, engine, ["Spot_v002.mov"], 2)
+    jobs = {j.name: j for j in await settled(engine, 2)}
+    assert jobs["Spot_v002.mov"].stack_state == "alone" and stacks_of(harness) == []
