@@ -612,6 +612,27 @@ class QueueStore:
 
         return await self._run(fetch)
 
+    async def backfill_versions(self, fields_of: Callable[[str, str], dict[str, Any]]) -> int:
+        """Versions and stack keys for renders delivered before the queue knew them (an older
+        PostFlow), once, so a new version after the upgrade still finds its elders. They are not
+        stacked themselves until a new version arrives. Returns how many were filled in."""
+
+        def write(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "SELECT id, root_id, rel_path FROM jobs WHERE state = ? AND stack_key IS NULL",
+                (JobState.DONE.value,),
+            ).fetchall()
+            filled = 0
+            for job_id, root_id, rel_path in rows:
+                found = fields_of(root_id, rel_path)
+                if found.get("stack_key") is not None:
+                    db.execute("UPDATE jobs SET version = ?, stack_key = ? WHERE id = ?",
+                               (found["version"], found["stack_key"], job_id))  # fmt: skip
+                    filled += 1
+            return filled
+
+        return await self._run(write)
+
     async def settle_follow_up(self, job_id: int, **changes: Any) -> None:
         """``stack_state``/``comment_state`` (and a note): no other field of the job moves."""
         allowed = {"stack_state", "comment_state", "note"}

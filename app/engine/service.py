@@ -64,11 +64,12 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
-from app.engine.version_stacker import VersionStacker, describe, routed_dir
+from app.engine.version_stacker import VersionStacker, describe, follow_up_fields, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
 
 __all__ = ["TOUCHED_NOTE", "EngineService", "NO_LONGER_WATCHED"]
+VERSIONS_KEY = "versions_backfilled"  # set once the pre-naming deliveries have their versions
 log = logging.getLogger(__name__)
 UNCANCELLED = (JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.UPLOADING)
 PAUSED_KEY = "paused"
@@ -176,6 +177,11 @@ class EngineService:
                      job.size)  # fmt: skip
         for root in self._roots.values():
             await self._adopt_root_history(root)
+        if await self.store.meta(VERSIONS_KEY) is None:
+            filled = await self.store.backfill_versions(self._version_fields)
+            await self.store.set_meta(VERSIONS_KEY, "1")
+            if filled:
+                log.info("%d files delivered before naming rules existed now have their version", filled)
         self.paused = await self.store.meta(PAUSED_KEY) == "1"
         if self.paused:
             log.info("uploads are paused (as they were when PostFlow stopped); resume to continue")
@@ -473,6 +479,10 @@ class EngineService:
             return ""
         parts = [root.project, *root.folder.split("/"), *rel_path.split("/")[:-1]]
         return " / ".join(p for p in parts if p)
+
+    def _version_fields(self, root_id: str, rel_path: str) -> dict[str, Any]:
+        root = self._roots.get(root_id)
+        return follow_up_fields(root, rel_path) if root is not None else {}
 
     def _facts(self, job: Job) -> dict[str, str]:
         """What a comment template can say about a delivered file besides its name's fields."""

@@ -200,3 +200,22 @@ async def test_a_version_moved_elsewhere_on_frame_io_leaves_the_new_one_alone(ha
     await deliver(harness, engine, ["Spot_v002.mov"], 2)
     jobs = {j.name: j for j in await settled(engine, 2)}
     assert jobs["Spot_v002.mov"].stack_state == "alone" and stacks_of(harness) == []
+
+
+async def test_versions_delivered_before_the_upgrade_are_found_by_the_next_one(harness: Harness) -> None:
+    """A queue from a PostFlow without naming rules: its delivered renders get their version at
+    the next start, so v002 after the upgrade stacks onto v001 from before it."""
+    engine = await harness.start()
+    await deliver(harness, engine, ["Old_v001.mov"], 1)
+    await settled(engine, 1)
+
+    def forget(db: Any) -> None:  # what an older PostFlow left: no version, no stack key
+        db.execute("UPDATE jobs SET version = NULL, stack_key = NULL, stack_state = NULL")
+        db.execute("DELETE FROM meta WHERE key = 'versions_backfilled'")
+
+    await engine.store.run(forget)
+    engine = await harness.restart()
+    assert [j.version for j in await engine.jobs()] == [1]
+    await deliver(harness, engine, ["Old_v002.mov"], 2)
+    await settled(engine, 2)
+    assert stacks_of(harness) == [["Old_v001.mov", "Old_v002.mov"]]
