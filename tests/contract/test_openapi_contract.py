@@ -938,6 +938,30 @@ def test_unprocessable(world: World, op_id: str, case: str, body: Callable[[Worl
     world.check(world.call(op_id, json_body=body(world), **real), op_id, 422)
 
 
+_INVALID_QUERIES: list[tuple[str, str, dict[str, str]]] = [
+    ("version_stacks.list", "page_size_too_big", {"page_size": "501"}),
+    ("version_stacks.show", "unknown_include", {"include": "media_links.nothing"}),
+    ("version_stacks.index", "page_size_too_big", {"page_size": "101"}),
+    ("comments.index", "unknown_sort", {"sort": "loudest_first"}),
+    ("comments.index", "owner_sort_without_owner", {"sort": "owner_asc"}),
+    ("comments.index", "unknown_include", {"include": "everything"}),
+    ("comments.show", "bad_timecode_flag", {"timestamp_as_timecode": "maybe"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("op_id", "case", "query"),
+    [pytest.param(op, case, query, id=f"{op}-{case}") for op, case, query in _INVALID_QUERIES],
+)
+def test_unprocessable_query(world: World, op_id: str, case: str, query: dict[str, str]) -> None:
+    real: dict[str, str] = {}
+    if "{comment_id}" in OPS[op_id].template:
+        real["comment_id"] = world.ok("comments.create", 201, json_body={"data": {"text": "x"}})["data"]["id"]
+    if "{version_stack_id}" in OPS[op_id].template:
+        real["version_stack_id"] = stack_of_three(world)[0]["id"]
+    world.check(world.call(op_id, query=query, **real), op_id, 422)
+
+
 def test_unprocessable_include(world: World) -> None:
     r = world.call("workspaces.index", query={"include": "not_an_include"})
     world.check(r, "workspaces.index", (400, 422))
