@@ -1,0 +1,1 @@
+"""Pull mode: Frame.io fetches a published file from this machine through a tunnel."""

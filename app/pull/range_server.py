@@ -1,0 +1,233 @@
+"""The range server: lets Frame.io pull a published file from this machine (through the tunnel).
+
+It is the one door from the internet to an editor's disk, so it serves only what the engine
+published, and nothing else can be learnt from it:
+- it binds 127.0.0.1 only (the tunnel connects locally), on an ephemeral port;
+- a file is published under a random path of 192 bits with no extension, looked up as a whole
+  string in a table: no path is ever built from a request, so traversal has nothing to act on;
+- a publication ends when the upload completes, fails or is cancelled (``unpublish``), after its
+  lifetime, and at shutdown; "never existed", "expired" and "wrong method" are the same 404;
+- no listings, ``Cache-Control: no-store, private``, at most ``max_in_flight`` requests at once
+  (well under the tunnel's 200), the others a 503 with ``Retry-After``;
+- GET and HEAD only, with ranges (``range_header``), ``ETag``/``Last-Modified``, ``If-Range`` and
+  ``If-None-Match``; the bytes go by ``sendfile`` where the OS has it;
+- a file that changes while published (size, mtime, inode) is never served again: mixed bytes
+  would make a corrupt upload that looks fine. ``on_changed`` tells the engine, whose job fails.
+Access logs name the publication by a short digest of its token, never the token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from typing import IO
+
+from aiohttp import web
+
+from app.pull.range_header import Outcome, parse_range, whole
+
+log = logging.getLogger(__name__)
+TOKEN_BYTES = 24  # 192 random bits
+NOT_FOUND = b"Not found.\n"
+NO_STORE = {"Cache-Control": "no-store, private"}
+
+
+@dataclass(frozen=True)
+class Publication:
+    token: str
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    expires_at: float  # monotonic
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.size:x}-{self.mtime_ns:x}-{self.inode:x}"'
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.mtime_ns / 1e9, usegmt=True)
+
+    @property
+    def label(self) -> str:
+        """How logs name it: enough to follow one file, useless to fetch it."""
+        return hashlib.sha256(self.token.encode()).hexdigest()[:8]
+
+
+class RangeServer:
+    def __init__(self, *, max_in_flight: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_in_flight = max_in_flight
+        self._clock = clock
+        self._published: dict[str, Publication] = {}
+        self._in_flight = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        #: told when a published file changed on disk (its token, its path): the job fails
+        self.on_changed: Callable[[str, str], None] | None = None
+
+    # ---- lifecycle ----
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self.port
+
+    async def stop(self) -> None:
+        self._published.clear()  # nothing is served past this point
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- what is served ----
+    def publish(self, path: str, lifetime: float) -> Publication:
+        """Serve this file (as it is now) under a new random path until ``unpublish``, the
+        lifetime, or shutdown. Raises ``OSError`` if it cannot be read."""
+        st = os.stat(path)
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        publication = Publication(
+            token, path, st.st_size, st.st_mtime_ns, st.st_ino, self._clock() + lifetime
+        )
+        self._published[token] = publication
+        log.info(
+            "range server: published %s (%d bytes) as %s",
+            os.path.basename(path),
+            st.st_size,
+            publication.label,
+        )
+        return publication
+
+    def unpublish(self, token: str) -> None:
+        publication = self._published.pop(token, None)
+        if publication is not None:
+            log.info("range server: %s no longer served", publication.label)
+
+    def url_path(self, publication: Publication) -> str:
+        return "/" + publication.token
+
+    def _lookup(self, request: web.Request) -> Publication | None:
+        if request.method not in ("GET", "HEAD"):
+            return None
+        publication = self._published.get(request.path[1:]) if request.path.startswith("/") else None
+        if publication is None:
+            return None
+        if self._clock() >= publication.expires_at:
+            self.unpublish(publication.token)
+            return None
+        return publication
+
+    # ---- answering ----
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        publication = self._lookup(request)
+        if publication is None:
+            return web.Response(status=404, body=NOT_FOUND, content_type="text/plain", headers=NO_STORE)
+        if self._in_flight >= self.max_in_flight:
+            return web.Response(status=503, text="Busy.\n", headers={**NO_STORE, "Retry-After": "1"})
+        self._in_flight += 1
+        try:
+            return await self._serve(request, publication)
+        except (ConnectionResetError, asyncio.CancelledError):
+            log.debug("range server: %s: the client went away", publication.label)
+            raise
+        finally:
+            self._in_flight -= 1
+
+    async def _serve(self, request: web.Request, publication: Publication) -> web.StreamResponse:
+        fobj: IO[bytes] = await asyncio.to_thread(open, publication.path, "rb")
+        try:
+            st = os.fstat(fobj.fileno())
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
+                publication.size,
+                publication.mtime_ns,
+                publication.inode,
+            ):
+                self._changed(publication)
+                return web.Response(status=404, body=NOT_FOUND, content_type="text/plain", headers=NO_STORE)
+            headers = {
+                **NO_STORE, "ETag": publication.etag, "Last-Modified": publication.last_modified,
+                "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
+            }  # fmt: skip
+            if _none_match(request.headers.get("If-None-Match"), publication.etag):
+                return web.Response(status=304, headers=headers)
+            answer = parse_range(request.headers.get("Range"), publication.size)
+            if "Range" in request.headers and not _if_range_holds(
+                request.headers.get("If-Range"), publication
+            ):
+                answer = whole(publication.size)
+            if answer.outcome is Outcome.UNSATISFIABLE:
+                headers["Content-Range"] = answer.content_range(publication.size)
+                return web.Response(status=416, headers=headers)
+            response = web.StreamResponse(status=answer.outcome.value, headers=headers)
+            response.content_length = max(0, answer.length)
+            if answer.outcome is Outcome.PARTIAL:
+                response.headers["Content-Range"] = answer.content_range(publication.size)
+            await response.prepare(request)
+            if request.method == "GET" and answer.length > 0:
+                await self._send(request, response, fobj, answer.start, answer.length)
+            await response.write_eof()
+            log.debug("range server: %s %s %s", publication.label, request.method, response.status)
+            return response
+        finally:
+            fobj.close()
+
+    async def _send(self, request: web.Request, response: web.StreamResponse, fobj: IO[bytes], offset: int,
+                    count: int) -> None:  # fmt: skip
+        """``sendfile`` (zero copy) where the OS has it, else reads of 1 MiB."""
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("the client went away")
+        try:
+            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
+            return
+        except NotImplementedError:
+            pass
+        fobj.seek(offset)
+        left = count
+        while left > 0:
+            chunk = await asyncio.to_thread(fobj.read, min(left, 1 << 20))
+            if not chunk:
+                raise ConnectionResetError("the file got shorter while it was sent")
+            await response.write(chunk)
+            left -= len(chunk)
+
+    def _changed(self, publication: Publication) -> None:
+        log.warning("range server: %s changed on disk while published; no longer served", publication.label)
+        self.unpublish(publication.token)
+        if self.on_changed is not None:
+            self.on_changed(publication.token, publication.path)
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: a weak comparison, ``*`` matches any current file."""
+    if header is None:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return any(t == "*" or t.removeprefix("W/") == etag for t in tags)
+
+
+def _if_range_holds(header: str | None, publication: Publication) -> bool:
+    """RFC 9110 §13.1.5: the Range applies only if the validator still matches (a strong ETag,
+    or exactly the Last-Modified date); otherwise the whole file is sent."""
+    if header is None:
+        return True
+    value = header.strip()
+    if value.startswith(("W/", '"')):
+        return value == publication.etag  # strong comparison: a weak tag never matches
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return int(when.timestamp()) == int(publication.mtime_ns // 1_000_000_000)

@@ -1,0 +1,202 @@
+"""The range server over real HTTP on loopback: each RFC 9110 rule it follows, and every way a
+stranger could try to read something it did not publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import string
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from app.pull.range_server import RangeServer
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[RangeServer, httpx.AsyncClient, Clock, Path]]:
+    clock = Clock()
+    server = RangeServer(clock=clock, max_in_flight=8)
+    port = await server.start()
+    media = tmp_path / "SC010_v003.mov"
+    media.write_bytes(DATA)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        yield server, http, clock, media
+    await server.stop()
+
+
+async def test_get_head_and_the_headers_every_answer_carries(served: tuple) -> None:
+    server, http, _, media = served
+    pub = server.publish(str(media), lifetime=60)
+    path = server.url_path(pub)
+    assert path.count("/") == 1 and "." not in path and len(pub.token) >= 32  # ≥ 128 bits, no extension
+    r = await http.get(path)
+    assert r.status_code == 200 and r.content == DATA
+    assert r.headers["accept-ranges"] == "bytes" and r.headers["cache-control"] == "no-store, private"
+    assert (
+        r.headers["etag"] == pub.etag
+        and r.headers["last-modified"]
+        and int(r.headers["content-length"]) == len(DATA)
+    )
+    head = await http.head(path)
+    assert (
+        head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(DATA))
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "body", "content_range"),
+    [
+        ("bytes=0-99", 206, DATA[:100], "bytes 0-99/10240"),
+        ("bytes=10000-", 206, DATA[10000:], "bytes 10000-10239/10240"),
+        ("bytes=-40", 206, DATA[-40:], "bytes 10200-10239/10240"),
+        ("bytes=10200-99999", 206, DATA[10200:], "bytes 10200-10239/10240"),  # past EOF: clipped
+        ("bytes=10240-", 416, b"", "bytes */10240"),  # starts past the end
+        ("bytes=99-1", 200, DATA, None),  # malformed: ignored
+        ("lines=1-2", 200, DATA, None),
+        ("bytes=0-9,100-109", 200, DATA, None),  # several ranges: the documented choice
+        ("bytes=0-9,10-19", 206, DATA[:20], "bytes 0-19/10240"),  # touching ranges merge
+    ],
+)
+async def test_ranges(
+    served: tuple, header: str, status: int, body: bytes, content_range: str | None
+) -> None:
+    server, http, _, media = served
+    path = server.url_path(server.publish(str(media), lifetime=60))
+    r = await http.get(path, headers={"Range": header})
+    assert r.status_code == status and r.content == body
+    assert r.headers.get("content-range") == content_range
+    if status == 206:
+        head = await http.head(path, headers={"Range": header})
+        assert (
+            head.status_code == 206 and head.headers["content-range"] == content_range and head.content == b""
+        )
+
+
+async def test_if_range_and_if_none_match(served: tuple) -> None:
+    server, http, _, media = served
+    pub = server.publish(str(media), lifetime=60)
+    path = server.url_path(pub)
+    fresh = await http.get(path, headers={"Range": "bytes=0-9", "If-Range": pub.etag})
+    assert fresh.status_code == 206 and fresh.content == DATA[:10]
+    stale = await http.get(path, headers={"Range": "bytes=0-9", "If-Range": '"0-0-0"'})
+    assert stale.status_code == 200 and stale.content == DATA  # validator changed: the whole file
+    weak = await http.get(path, headers={"Range": "bytes=0-9", "If-Range": f"W/{pub.etag}"})
+    assert weak.status_code == 200  # a weak tag never validates a range
+    dated = await http.get(path, headers={"Range": "bytes=0-9", "If-Range": pub.last_modified})
+    assert dated.status_code == 206
+    same = await http.get(path, headers={"If-None-Match": pub.etag})
+    assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == pub.etag
+    other = await http.get(path, headers={"If-None-Match": '"nope"'})
+    assert other.status_code == 200
+
+
+async def test_a_file_changed_while_published_is_never_served_again(served: tuple) -> None:
+    server, http, _, media = served
+    changed: list[str] = []
+    server.on_changed = lambda token, path: changed.append(path)
+    pub = server.publish(str(media), lifetime=60)
+    media.write_bytes(DATA[:-1] + b"X" * 2)  # re-rendered: another size
+    r = await http.get(server.url_path(pub), headers={"Range": "bytes=0-9"})
+    assert r.status_code == 404 and changed == [str(media)]
+    assert (await http.get(server.url_path(pub))).status_code == 404  # for good
+
+
+async def test_publications_end_when_unpublished_expired_or_stopped(served: tuple) -> None:
+    server, http, clock, media = served
+    done, expiring = server.publish(str(media), 60), server.publish(str(media), 5)
+    server.unpublish(done.token)
+    clock.now += 6
+    gone = [await http.get(server.url_path(p)) for p in (done, expiring)]
+    assert [r.status_code for r in gone] == [404, 404] and gone[0].content == gone[1].content
+
+
+NEVER = [
+    "/", "/..", "/../", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd", "/etc/passwd",
+    "//etc/passwd", "/./", "/%00", "/a%00b", "/" + "A" * 10_000, "/SC010_v003.mov", "/tmp", "/.well-known/x",
+    "/%5c..%5c..%5cwindows", "/index.html", "/?list=1",
+]  # fmt: skip
+
+
+async def test_a_thousand_crafted_and_random_paths_all_look_the_same(
+    served: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server, http, clock, media = served
+    live = server.publish(str(media), lifetime=60)
+    expired = server.publish(str(media), lifetime=1)
+    clock.now += 2
+    rng = random.Random(1234)
+    tokens = [live.token]
+    paths = list(NEVER)
+    t = live.token
+    paths += ["/" + expired.token, f"/{t}/", f"/{t}x", f"/{t[:-1]}", f"/{t.upper()}", "/" + str(media),
+              "/" + quote(f"{t}/../{t}", safe=""), f"/{t}/../etc/passwd", f"/x/{t}"]  # fmt: skip
+    alphabet = string.ascii_letters + string.digits + "-_.~%/"
+    while len(paths) < 1000:
+        paths.append("/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 64))))
+    bodies = set()
+    for path in paths:
+        r = await http.get(path)
+        assert r.status_code in (404, 400), (path, r.status_code)  # 400: the HTTP parser refused it
+        if r.status_code == 404:
+            bodies.add(r.content)
+    assert bodies == {b"Not found.\n"}
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH"):  # the right path, the wrong method
+        assert (await http.request(method, server.url_path(live))).status_code == 404
+    assert (await http.get(server.url_path(live))).status_code == 200  # still served to its owner
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("app.", "aiohttp")))
+    assert "range server: published" in ours  # the server does log, by a digest
+    assert not any(token in ours for token in [*tokens, expired.token])  # never the token itself
+
+
+async def test_it_listens_on_loopback_only(served: tuple) -> None:
+    server, *_ = served
+    addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    addresses.discard("127.0.0.1")
+    addresses |= {ip for ip in _interface_addresses() if not ip.startswith("127.")}
+    for address in addresses:
+        with pytest.raises(OSError), socket.create_connection((address, server.port), timeout=1):
+            pass
+
+
+def _interface_addresses() -> set[str]:
+    """The machine's IPv4 addresses (the one a route to the outside would use)."""
+    found = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent
+            found.add(probe.getsockname()[0])
+        except OSError:
+            pass
+    return found
+
+
+async def test_too_many_requests_at_once_are_told_to_come_back(served: tuple, tmp_path: Path) -> None:
+    server, http, _, _ = served
+    big = tmp_path / "big.mov"
+    big.write_bytes(os.urandom(8 << 20))
+    path = server.url_path(server.publish(str(big), 60))
+    server.max_in_flight = 0
+    r = await http.get(path)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    server.max_in_flight = 8
+    answers = await asyncio.gather(*(http.get(path, headers={"Range": f"bytes={n << 20}-{(n + 1 << 20) - 1}"})
+                                     for n in range(8)))  # fmt: skip
+    assert b"".join(a.content for a in answers) == big.read_bytes()
