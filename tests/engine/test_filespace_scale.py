@@ -39,6 +39,11 @@ def added(h: Harness) -> list[JobAdded]:
     return [e for e in h.events if isinstance(e, JobAdded)]
 
 
+async def done_count(engine: EngineService, count: int) -> bool:
+    """The engine has finished these jobs (Frame.io saying "uploaded" comes a moment before)."""
+    return sum(j.state is JobState.DONE for j in await engine.jobs()) == count
+
+
 async def jobs_at(engine: EngineService, rel_path: str) -> list[Any]:
     return [j for j in await engine.jobs() if j.rel_path == rel_path]
 
@@ -133,7 +138,7 @@ async def test_a_delivered_file_moved_and_renamed_is_not_uploaded_again(harness:
     data = os.urandom(4000)
     write(harness.watch / "clip.mov", data)
     engine = await harness.start()
-    await wait_for(lambda: len(harness.delivered()) == 1, what="delivered")
+    await wait_for(lambda: done_count(engine, 1), what="done (verified, not just uploaded)")
     (harness.watch / "Selects").mkdir()
     os.rename(harness.watch / "clip.mov", harness.watch / "Selects" / "hero.mov")  # mtime kept
     await wait_for(lambda: jobs_at(engine, "Selects/hero.mov"), what="recorded as moved")
@@ -149,7 +154,7 @@ async def test_a_file_moved_while_postflow_was_stopped_is_not_uploaded_again(har
     write(harness.watch / "clip.mov", os.urandom(4000))
     write(harness.watch / "copied.mov", os.urandom(4100))
     engine = await harness.start()
-    await wait_for(lambda: len(harness.delivered()) == 2, what="delivered")
+    await wait_for(lambda: done_count(engine, 2), what="both done (not just uploaded: verified)")
     await harness.engine.stop()  # type: ignore[union-attr]
     (harness.watch / "Selects").mkdir()
     os.rename(harness.watch / "clip.mov", harness.watch / "Selects" / "hero.mov")
@@ -176,7 +181,7 @@ async def test_a_move_is_mirrored_on_frame_io_when_asked(harness: Harness) -> No
     write(harness.watch / "clip.mov", data)
     write(harness.watch / "Selects" / "keep.mov", os.urandom(10))  # the folder exists on Frame.io
     engine = await harness.start()
-    await wait_for(lambda: len(harness.delivered()) == 2, what="delivered")
+    await wait_for(lambda: done_count(engine, 2), what="both done (not just uploaded: verified)")
     os.rename(harness.watch / "clip.mov", harness.watch / "Selects" / "hero.mov")
     await wait_for(lambda: "Demo Project/Incoming/Selects/hero.mov" in harness.delivered(), what="mirrored")
     moved = harness.delivered()["Demo Project/Incoming/Selects/hero.mov"]
