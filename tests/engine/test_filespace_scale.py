@@ -242,7 +242,7 @@ async def test_the_nfd_and_nfc_names_of_one_file_are_one_file(harness: Harness) 
     data = os.urandom(3000)
     write(harness.watch / nfd, data)
     engine = await harness.start()
-    await wait_for(lambda: len(harness.delivered()) == 1, what="delivered")
+    await wait_for(lambda: done_count(engine, 1), what="done (verified, not just uploaded)")
     assert list(harness.delivered()) == [f"Demo Project/Incoming/{nfc}"]
     os.rename(harness.watch / nfd, harness.watch / nfc)  # another machine spells it the other way
     await engine.scan_now()
