@@ -71,6 +71,7 @@ class ServerThread:
 
 def start_nginx(root: Path, work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = 18080 + os.getpid() % 1000
+    work.mkdir(parents=True, exist_ok=True)
     conf = work / "nginx.conf"
     conf.write_text(f"""
 daemon off; worker_processes 2; pid {work}/nginx.pid; error_log {work}/error.log;
@@ -93,7 +94,7 @@ http {{
 
 def one_stream(url: str, size: int) -> float:
     started = time.perf_counter()
-    subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True)
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True)
     return size / (time.perf_counter() - started) / MiB
 
 
@@ -125,6 +126,8 @@ def main() -> None:
     media.mkdir()
     path = media / "render.mov"
     make_file(path, size)
+    for readable in (work, media, path):  # nginx's workers run as an unprivileged user
+        readable.chmod(0o755 if readable.is_dir() else 0o644)
     ours = ServerThread()
     nginx, port = start_nginx(media, work / "nginx")
     try:
