@@ -24,11 +24,11 @@ from app.control.server import ControlServer
 from app.core.events import EventBus
 from app.core.jobs import WatchRoot
 from app.core.roots import check_overlaps
-from app.core.settings import Settings
+from app.core.settings import Settings, machine_name
 from app.engine.service import EngineService
 from app.frameio.client import FrameioClient
 from app.team.daily_summary import DailySummary
-from app.team.discord_notifier import DiscordNotifier, machine_name
+from app.team.discord_notifier import DiscordNotifier
 from app.team.outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, replace
@@ -472,6 +473,11 @@ def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
         root = replace(make_root(entry["path"], entry["project"], **extras), done_marker=marker)
         roots.append(replace(root, **naming_options(entry, where)))
     return tuple(roots)
+
+
+def machine_name(settings: Settings) -> str:
+    """How messages and comments name this computer."""
+    return settings.machine_name or socket.gethostname() or "this computer"
 
 
 def naming_options(entry: dict[str, Any], where: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ from app.core.events import (
 from app.core.jobs import Job, JobState, JobView, WatchRoot
 from app.core.naming import compile_rules, explain
 from app.core.roots import check_overlaps, resolved, root_id_for
-from app.core.settings import Settings, naming_options
+from app.core.settings import Settings, machine_name, naming_options
 from app.core.units import format_bytes
 from app.engine.account_guard import AccountGuard
 from app.engine.bandwidth import BandwidthLimiter
@@ -489,7 +488,7 @@ class EngineService:
         rendered = datetime.fromtimestamp(job.mtime_ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M")
         return {
             "name": job.name, "path": job.abs_path, "size": format_bytes(job.size), "rendered_at": rendered,
-            "machine": self.settings.machine_name or socket.gethostname() or "this computer",
+            "machine": machine_name(self.settings),
         }  # fmt: skip
 
     def _review_account(self, job: Job, used: str | None) -> str | None:

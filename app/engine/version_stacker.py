@@ -186,12 +186,9 @@ class VersionStacker:
         """Run one step; False when it is to be tried again later."""
         try:
             await step
-        except (AuthError, RateLimited, ServiceUnavailable, OutcomeUnknown) as exc:
-            log.info("%s: %s on Frame.io not done yet: %s", job.rel_path, what, exc.message)
-            self._later[job.id] = time.monotonic() + self.retry_wait
-            return False
         except PostFlowError as exc:
-            if exc.retryable:
+            waits = isinstance(exc, AuthError | RateLimited | ServiceUnavailable | OutcomeUnknown)
+            if waits or exc.retryable:
                 log.info("%s: %s on Frame.io not done yet: %s", job.rel_path, what, exc.message)
                 self._later[job.id] = time.monotonic() + self.retry_wait
                 return False

@@ -48,13 +48,13 @@ class QueueFilter(Enum):
 
 class Column(Enum):
     FILE = "File"
-    NAME_SAYS = "Name says"
     DESTINATION = "Destination"
     SIZE = "Size"
     PROGRESS = "Progress"
     SPEED = "Speed"
     ETA = "Time left"
     STATE = "State"
+    NAME_SAYS = "Name says"  # after the state: what an editor reads first stays in view
     ERROR = "Last error"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,7 @@ from app.core.events import (
 )
 from app.core.jobs import JobState
 from app.core.logging_setup import SECRETS
-from app.core.settings import Settings
+from app.core.settings import Settings, machine_name
 from app.engine.health_monitor import HealthMonitor
 from app.engine.scheduler import TOUCHED_NOTE
 from app.team import discord_messages as messages
@@ -48,10 +47,6 @@ EVENTS = ("uploaded", "ready", "failed", "signin", "summary")
 MAX_GATHER = 30.0  # seconds: however busy, notices wait no longer than this
 RETRY_CAP = 300.0
 HEALTH = "discord"
-
-
-def machine_name(settings: Settings) -> str:
-    return settings.machine_name or socket.gethostname() or "this computer"
 
 
 class DiscordNotifier:

@@ -15,9 +15,10 @@ from engine_harness import Harness, wait_for, write
 
 from app.core.errors import ConfigError, PostFlowError
 from app.core.events import FileReviewed
+from app.core.settings import machine_name
 from app.engine.service import EngineService
 from app.team.daily_summary import LAST_SENT_KEY, DailySummary
-from app.team.discord_notifier import DiscordNotifier, machine_name
+from app.team.discord_notifier import DiscordNotifier
 from app.team.outbox import Outbox
 
 WEBHOOK_PATH = "/discord/api/webhooks/100000000000000042/sandbox-token"
