@@ -56,6 +56,8 @@ def save_roots(path: Path, roots: Sequence[WatchRoot]) -> None:
                 entry["naming"] = list(root.naming)
             if not root.stack_versions:
                 entry["stack_versions"] = False
+            if root.upload_mode != "push":
+                entry["upload_mode"] = root.upload_mode
             tables.append(entry)
         watch["roots"] = tables
 

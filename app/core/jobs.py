@@ -62,6 +62,7 @@ class WatchRoot:
     stack_versions: bool = True  # a new version of a delivered render joins its version stack
     comment: str = ""  # a comment posted on each delivered file, from this template
     route_by: str = ""  # a naming field (e.g. "shot"): files go into a sub-folder named by it
+    upload_mode: str = "push"  # push, pull (Frame.io fetches it through the tunnel) or auto
 
 
 @dataclass(frozen=True)

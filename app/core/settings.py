@@ -84,6 +84,10 @@ class Settings:
     discord_coalesce_seconds: float = 10.0
     discord_summary_time: str = "18:00"
     machine_name: str = ""
+    cloudflared_path: str = ""
+    pull_link_lifetime: float = 6 * 3600.0
+    pull_stall_seconds: float = 300.0
+    pull_ready_timeout: float = 30.0
     watch_roots: tuple[WatchRoot, ...] = ()
     paths: AppPaths = field(default_factory=resolve_paths)
 
@@ -366,6 +370,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "machine_name", "discord.machine_name", ("POSTFLOW_MACHINE_NAME",), _str,
         "this computer's name in Discord messages (empty: its host name)",
     ),
+    SettingSpec(
+        "cloudflared_path", "pull.cloudflared", ("POSTFLOW_CLOUDFLARED",), _str,
+        "cloudflared to run for pull mode when the app has none inside (empty: the bundled one, then PATH)",
+    ),
+    SettingSpec(
+        "pull_link_lifetime", "pull.link_lifetime", ("POSTFLOW_PULL_LINK_LIFETIME",), _number(60),
+        "seconds a file's pull link lives at most (it also ends when its upload ends)",
+    ),
+    SettingSpec(
+        "pull_stall_seconds", "pull.stall_seconds", ("POSTFLOW_PULL_STALL_SECONDS",), _number(1),
+        "seconds Frame.io may read nothing of a file being pulled before the pull is issued again",
+    ),
+    SettingSpec(
+        "pull_ready_timeout", "pull.ready_timeout", ("POSTFLOW_PULL_READY_TIMEOUT",), _number(1),
+        "seconds a pull waits for the tunnel before it is retried later (auto mode pushes instead)",
+    ),
 )  # fmt: skip
 
 _SPEC_BY_NAME = {s.name: s for s in SETTINGS}
@@ -445,8 +465,9 @@ def load_settings(
 
 ROOT_KEYS = (
     "path", "project", "folder", "workspace", "account_id", "done_marker",
-    "naming", "stack_versions", "comment", "route_by",
+    "naming", "stack_versions", "comment", "route_by", "upload_mode",
 )  # fmt: skip
+UPLOAD_MODES = ("push", "pull", "auto")
 
 
 def parse_roots(raw: Any, origin: str) -> tuple[WatchRoot, ...]:
@@ -522,6 +543,14 @@ def naming_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
                 f"{where}: route_by = {field_name!r} is invalid: expected a naming field ({offer})"
             )
         out["route_by"] = field_name
+    if "upload_mode" in entry:
+        mode = entry["upload_mode"]
+        if mode not in UPLOAD_MODES:
+            raise ConfigError(
+                f"{where}: upload_mode = {mode!r} is invalid: expected push, pull or auto "
+                "(pull and auto let Frame.io fetch files through a Cloudflare quick tunnel)"
+            )
+        out["upload_mode"] = mode
     return out
 
 

@@ -27,10 +27,10 @@ from app.engine.account_guard import AccountGuard
 from app.engine.content_hash import BackgroundHash, is_legacy
 from app.engine.destinations import DestinationResolver
 from app.engine.job_board import JobBoard
-from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import QueueStore
 from app.engine.root_health import RootMonitor
 from app.engine.upload_errors import FileChanged, NameRefused, SourceUnavailable, attempt_limit
+from app.engine.upload_router import UploadRouter
 from app.engine.version_stacker import follow_up_fields, routed_dir
 from app.frameio.client import FrameioClient
 from app.frameio.errors import NotFound
@@ -49,7 +49,7 @@ class Scheduler:
         *,
         store: QueueStore,
         board: JobBoard,
-        uploader: PushUploader,
+        uploader: UploadRouter,
         resolver: DestinationResolver,
         frameio: FrameioClient,
         provider: TokenProvider,

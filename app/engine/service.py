@@ -56,6 +56,8 @@ from app.engine.live_settings import parse_live
 from app.engine.loop_lag import LoopLag
 from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
+from app.engine.pull_service import PullService, cloudflared_command
+from app.engine.pull_uploader import PullUploader
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, NewFile, QueueStore
 from app.engine.review_watch import ReviewWatch
@@ -63,6 +65,7 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
+from app.engine.upload_router import UploadRouter
 from app.engine.version_stacker import VersionStacker, describe, follow_up_fields, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
@@ -114,6 +117,20 @@ class EngineService:
         )  # fmt: skip
         self._uploader.listing_settle = settings.listing_settle
         self._uploader.on_phase = self._board.phase
+        self.pull = PullService(
+            state_dir=settings.paths.data_dir,
+            command=cloudflared_command(settings.cloudflared_path, settings.sandbox),
+            health=self._set_health, ready_timeout=settings.pull_ready_timeout,
+        )  # fmt: skip
+        self._puller = PullUploader(
+            self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,
+            self._board.progress, self._hash_executor,
+        )  # fmt: skip
+        self._puller.link_lifetime = settings.pull_link_lifetime
+        self._puller.stall_seconds = settings.pull_stall_seconds
+        self._puller.on_phase = self._board.phase
+        self.pull.on_status = lambda status: self._wake()  # a tunnel back up: waiting pulls go
+        self._router = UploadRouter(self.store, self._uploader, self._puller, self.pull)
         self._watcher = Watcher(
             FileFilter.of(settings.extensions, settings.ignore_patterns),
             settings.stable_seconds, settings.scan_interval, self._found, self._root_health, self._monitor,
@@ -126,7 +143,7 @@ class EngineService:
             wake=self._wake,
         )  # fmt: skip
         self.scheduler = Scheduler(
-            store=self.store, board=self._board, uploader=self._uploader, resolver=self._resolver,
+            store=self.store, board=self._board, uploader=self._router, resolver=self._resolver,
             frameio=frameio, provider=auth.provider, guard=self._guard, monitor=self._monitor,
             roots=self._roots, hash_executor=self._hash_executor, forget_file=self._watcher.forget,
             health=self._health, default_account=settings.account_id, data_dir=str(settings.paths.data_dir),
@@ -190,6 +207,7 @@ class EngineService:
         for root in self._roots.values():
             self._watcher.add_root(root)
         await self._watcher.start()
+        await self.pull.follow_roots(self._roots.values())
         self.scheduler.start(self._save_root_identities)
         self.review_watch.start()
         self.version_stacker.start()
@@ -213,6 +231,7 @@ class EngineService:
         await self.review_watch.stop()
         await self.version_stacker.stop()
         await self.scheduler.stop()
+        await self.pull.stop()
         await self._parts_http.aclose()
         if self._started:
             await self._save_root_identities()
@@ -509,6 +528,12 @@ class EngineService:
 
     def _roots_changed(self) -> None:
         self.bus.publish(RootsChanged(tuple(self._roots.values())))
+        if self._started:
+            self._spawn(self.pull.follow_roots(tuple(self._roots.values())))
+
+    def _set_health(self, component: str, problem: str | None, ok_message: str | None,
+                    action: str | None) -> None:  # fmt: skip
+        self.health_monitor.set(component, problem, ok_message, action)
 
     # ---- live settings ----
     async def update_settings(self, changes: Mapping[str, Any]) -> Settings:

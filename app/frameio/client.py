@@ -246,6 +246,18 @@ class FrameioClient:
         )  # fmt: skip
         return models.local_upload_from(_data(doc))
 
+    async def create_remote_upload(
+        self, account_id: str, folder_id: str, name: str, source_url: str
+    ) -> models.RemoteFile:
+        """Frame.io fetches ``source_url`` itself (at most 50 GB). Not idempotent, like a local
+        upload: a lost answer may have created the file. The URL is never logged (it is a key)."""
+        doc = await self.request(
+            "files.create_remote_upload", "POST",
+            f"/v4/accounts/{account_id}/folders/{folder_id}/files/remote_upload",
+            json={"data": {"name": name, "source_url": source_url}}, idempotent=False,
+        )  # fmt: skip
+        return models.file_from(_data(doc))
+
     async def upload_status(self, account_id: str, file_id: str) -> models.UploadStatus:
         doc = await self.request(
             "files.show_file_upload_status", "GET", f"/v4/accounts/{account_id}/files/{file_id}/status"

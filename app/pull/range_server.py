@@ -25,7 +25,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from typing import IO
 
@@ -62,11 +62,41 @@ class Publication:
         return hashlib.sha256(self.token.encode()).hexdigest()[:8]
 
 
+@dataclass
+class Served:
+    """What one publication has served so far: the engine's progress and stall detection."""
+
+    bytes_sent: int = 0  # every byte sent, retries included
+    requests: int = 0
+    last_request: float = 0.0  # monotonic
+    changed: bool = False  # the file changed on disk: never served again
+    spans: list[tuple[int, int]] = field(default_factory=list)  # distinct [start, end) sent, merged
+
+    def add(self, start: int, length: int) -> None:
+        self.bytes_sent += length
+        merged: list[tuple[int, int]] = []
+        lo, hi = start, start + length
+        for a, b in self.spans:
+            if b < lo or a > hi:
+                merged.append((a, b))
+            else:
+                lo, hi = min(lo, a), max(hi, b)
+        merged.append((lo, hi))
+        merged.sort()
+        self.spans = merged
+
+    @property
+    def covered(self) -> int:
+        """Distinct bytes sent: how much of the file the fetcher has."""
+        return sum(b - a for a, b in self.spans)
+
+
 class RangeServer:
     def __init__(self, *, max_in_flight: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_in_flight = max_in_flight
         self._clock = clock
         self._published: dict[str, Publication] = {}
+        self.served: dict[str, Served] = {}  # by token, kept after unpublish until ``forget``
         self._in_flight = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -88,6 +118,7 @@ class RangeServer:
 
     async def stop(self) -> None:
         self._published.clear()  # nothing is served past this point
+        self.served.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -102,6 +133,7 @@ class RangeServer:
             token, path, st.st_size, st.st_mtime_ns, st.st_ino, self._clock() + lifetime
         )
         self._published[token] = publication
+        self.served[token] = Served(last_request=self._clock())
         log.info(
             "range server: published %s (%d bytes) as %s",
             os.path.basename(path),
@@ -114,6 +146,11 @@ class RangeServer:
         publication = self._published.pop(token, None)
         if publication is not None:
             log.info("range server: %s no longer served", publication.label)
+
+    def forget(self, token: str) -> None:
+        """Unpublished, and its counters no longer needed."""
+        self.unpublish(token)
+        self.served.pop(token, None)
 
     def url_path(self, publication: Publication) -> str:
         return "/" + publication.token
@@ -137,6 +174,10 @@ class RangeServer:
         if self._in_flight >= self.max_in_flight:
             return web.Response(status=503, text="Busy.\n", headers={**NO_STORE, "Retry-After": "1"})
         self._in_flight += 1
+        served = self.served.get(publication.token)
+        if served is not None:
+            served.requests += 1
+            served.last_request = self._clock()
         try:
             return await self._serve(request, publication)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -148,12 +189,7 @@ class RangeServer:
     async def _serve(self, request: web.Request, publication: Publication) -> web.StreamResponse:
         fobj: IO[bytes] = await asyncio.to_thread(open, publication.path, "rb")
         try:
-            st = os.fstat(fobj.fileno())
-            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
-                publication.size,
-                publication.mtime_ns,
-                publication.inode,
-            ):
+            if _identity(os.fstat(fobj.fileno())) != _identity_of(publication):
                 self._changed(publication)
                 return web.Response(status=404, body=NOT_FOUND, content_type="text/plain", headers=NO_STORE)
             headers = {
@@ -177,6 +213,13 @@ class RangeServer:
             await response.prepare(request)
             if request.method == "GET" and answer.length > 0:
                 await self._send(request, response, fobj, answer.start, answer.length)
+                if _identity(os.fstat(fobj.fileno())) != _identity_of(publication):
+                    self._changed(publication)  # rewritten while it was sent: those bytes may be mixed
+                    raise ConnectionResetError("the file changed while it was sent")
+                served = self.served.get(publication.token)
+                if served is not None:
+                    served.add(answer.start, answer.length)
+                    served.last_request = self._clock()
             await response.write_eof()
             log.debug("range server: %s %s %s", publication.label, request.method, response.status)
             return response
@@ -206,8 +249,19 @@ class RangeServer:
     def _changed(self, publication: Publication) -> None:
         log.warning("range server: %s changed on disk while published; no longer served", publication.label)
         self.unpublish(publication.token)
+        served = self.served.get(publication.token)
+        if served is not None:
+            served.changed = True
         if self.on_changed is not None:
             self.on_changed(publication.token, publication.path)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _identity_of(publication: Publication) -> tuple[int, int, int]:
+    return publication.size, publication.mtime_ns, publication.inode
 
 
 def _none_match(header: str | None, etag: str) -> bool:

@@ -64,6 +64,13 @@ class SandboxConfig:
     #: Seconds between the last part arriving and the file counting as uploaded (assembly).
     assembly_delay: float = 0.0
     remote_upload_max: int = 50 * 1000**3
+    #: How the remote_upload fetcher reads its source: 0, one plain GET; N, a HEAD then Range
+    #: GETs of N bytes, ``remote_fetch_parallel`` at a time, each retried ``remote_fetch_retries``
+    #: times, giving up on a request silent for ``remote_fetch_timeout`` seconds.
+    remote_fetch_chunk: int = 8 * MiB
+    remote_fetch_parallel: int = 4
+    remote_fetch_retries: int = 4
+    remote_fetch_timeout: float = 120.0
     stall_seconds: float = 60.0
     seed: int = 0
     #: Store uploaded bytes under ``state_dir/blobs``. Off, parts are still checked and hashed,

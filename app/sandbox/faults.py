@@ -1,6 +1,8 @@
 """Injected failures: a share of requests in a scope fail in a chosen way, or a burst does.
 
-Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``discord``.
+Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``discord``, and
+``fetch`` (the remote_upload fetcher's own requests, failing on its side: ``reset``, ``stall``,
+``slow``).
 Kinds: ``400`` (a refusal), ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall``
 (no answer for ``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON), ``lost`` (the
 request is carried out, then the connection drops before the answer: a lost response).
@@ -14,8 +16,9 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCOPES = ("parts", "api", "ims", "discord")
+SCOPES = ("parts", "api", "ims", "discord", "fetch")
 KINDS = ("400", "500", "503", "429", "reset", "stall", "garbage", "lost")
+FETCH_KINDS = ("reset", "stall", "slow")
 
 
 @dataclass
@@ -27,10 +30,16 @@ class ScopeFaults:
     only: str = ""  # an operation id: faults hit only that operation
 
 
+def _fresh() -> dict[str, ScopeFaults]:
+    scopes = {s: ScopeFaults() for s in SCOPES}
+    scopes["fetch"] = ScopeFaults(kinds=["reset"], burst_kind="reset")
+    return scopes
+
+
 class FaultInjector:
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
-        self.scopes: dict[str, ScopeFaults] = {s: ScopeFaults() for s in SCOPES}
+        self.scopes: dict[str, ScopeFaults] = _fresh()
         self.injected: dict[str, int] = {s: 0 for s in SCOPES}
 
     def configure(self, doc: dict[str, Any]) -> None:
@@ -47,13 +56,14 @@ class FaultInjector:
                 raise ValueError(f"unknown fault setting(s) {sorted(unknown)}")
             current.update(settings)
             faults = ScopeFaults(**current)
-            bad = [k for k in [*faults.kinds, faults.burst_kind] if k not in KINDS]
+            allowed = FETCH_KINDS if scope == "fetch" else KINDS
+            bad = [k for k in [*faults.kinds, faults.burst_kind] if k not in allowed]
             if bad or not 0.0 <= float(faults.rate) <= 1.0:
-                raise ValueError(f"fault kinds must be in {KINDS} and rate in [0, 1]")
+                raise ValueError(f"{scope} fault kinds must be in {allowed} and rate in [0, 1]")
             self.scopes[scope] = faults
 
     def clear(self) -> None:
-        self.scopes = {s: ScopeFaults() for s in SCOPES}
+        self.scopes = _fresh()
 
     def pick(self, scope: str, operation: str = "") -> str | None:
         faults = self.scopes[scope]

@@ -80,7 +80,8 @@ async def create_remote_upload(request: web.Request, ctx: OpContext) -> web.Resp
     f = _new_file(ctx, folder.id, folder.project_id, data["name"], 0)
     f.source = "remote"
     ctx.sb.spawn(fetch_remote(ctx.sb, f, source))
-    return json_response({"data": serialize.file(f), "links": {}}, 202)
+    links = {"status": f"/v4/accounts/{f.account_id}/files/{f.id}/status"}
+    return json_response({"data": serialize.file(f), "links": links}, 202)
 
 
 @routes.get("/v4/accounts/{account_id}/files/{file_id}")

@@ -1,7 +1,18 @@
 """remote_upload: the sandbox fetches ``source_url`` itself, as Frame.io does.
 
-The bytes are hashed as they come; they are written to the file's blob only when the file keeps
-its bytes. A failure of any kind (the source, the network, the sandbox's own disk) ends in
+Two fetchers, chosen by ``remote_fetch_chunk``:
+- 0: one plain GET of the whole source (the simplest fetcher there is);
+- N > 0 (the default): what a real fetcher does — a HEAD for the size and validator, then
+  ``remote_fetch_parallel`` Range GETs of N bytes each with ``If-Range``, every chunk retried
+  up to ``remote_fetch_retries`` times. A source that refuses HEAD, or does not say its size,
+  is fetched with one plain GET instead.
+The ``fetch`` fault scope makes a chunk's request fail on the fetcher's side: ``reset`` (the
+connection dropped mid-body), ``stall`` (nothing read for ``stall_seconds``, then given up),
+``slow`` (read in small sips).
+
+The bytes are hashed in order as they come; they are written to the file's blob only when the
+file keeps its bytes. An empty source is a failed upload (a local upload cannot be size 0
+either). A failure of any kind (the source, the network, the sandbox's own disk) ends in
 ``upload_failed``, and the log says which.
 """
 
@@ -10,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +33,9 @@ from app.sandbox.part_receive import CHUNK, storage_error_message
 from app.sandbox.storage import mark_uploaded
 
 log = logging.getLogger(__name__)
+SLOW_SIP = 64 * 1024  # a "slow" fetch reads this much, then waits SLOW_PAUSE
+SLOW_PAUSE = 0.01
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class _SourceError(Exception):
@@ -33,6 +48,10 @@ class _StorageError(Exception):
     def __init__(self, exc: OSError) -> None:
         super().__init__(str(exc))
         self.exc = exc
+
+
+class _Retryable(Exception):
+    """This request failed in a way a fetcher tries again (a fault, a 5xx, a dropped link)."""
 
 
 def _write(sink: BinaryIO, chunk: bytes) -> None:
@@ -48,35 +67,154 @@ def _open_blob(path: Path) -> BinaryIO:
     return path.open("wb")
 
 
-async def _copy(sb: Sandbox, resp: aiohttp.ClientResponse, sink: BinaryIO | None) -> tuple[int, str]:
-    """Read the source to its end: its size and sha256."""
-    hasher = hashlib.sha256()
-    size = 0
-    async for chunk in resp.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > sb.config.remote_upload_max:
+class _Result:
+    """What was fetched so far, hashed and written strictly in order."""
+
+    def __init__(self, sb: Sandbox, sink: BinaryIO | None) -> None:
+        self.sb = sb
+        self.sink = sink
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    async def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.sb.config.remote_upload_max:
             raise _SourceError("source is larger than the remote upload limit")
-        hasher.update(chunk)
-        if sink is not None:
-            await asyncio.to_thread(_write, sink, chunk)
-    if resp.content_length is not None and size != resp.content_length:
-        raise _SourceError("source sent fewer bytes than announced")
-    return size, hasher.hexdigest()
+        self.hasher.update(chunk)
+        if self.sink is not None:
+            await asyncio.to_thread(_write, self.sink, chunk)
+
+
+async def _plain(session: aiohttp.ClientSession, url: str, result: _Result) -> None:
+    result.sb.stats["fetch.get"] += 1
+    async with session.get(url) as resp:
+        if resp.status != 200:
+            raise _SourceError(f"source answered HTTP {resp.status}")
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            await result.add(chunk)
+        if resp.content_length is not None and result.size != resp.content_length:
+            raise _SourceError("source sent fewer bytes than announced")
+
+
+async def _head(session: aiohttp.ClientSession, url: str, sb: Sandbox) -> tuple[int, str | None] | None:
+    """The source's size and strong validator, or None if it will not say (fetch it plainly)."""
+    sb.stats["fetch.head"] += 1
+    async with session.head(url, allow_redirects=True) as resp:
+        if resp.status in (404, 410):
+            raise _SourceError(f"source answered HTTP {resp.status}")
+        length = resp.headers.get("Content-Length")
+        if resp.status != 200 or length is None or not length.isdigit():
+            return None
+        etag = resp.headers.get("ETag")
+        if "bytes" not in resp.headers.get("Accept-Ranges", ""):
+            return None
+        return int(length), (etag if etag and not etag.startswith("W/") else None)
+
+
+async def _read_body(sb: Sandbox, resp: aiohttp.ClientResponse, want: int, fault: str | None) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    if fault == "stall":
+        await asyncio.sleep(sb.config.stall_seconds)
+        raise _Retryable("nothing came for a while; giving up on this request")
+    sip = SLOW_SIP if fault == "slow" else CHUNK
+    while got < want:
+        piece = await resp.content.read(min(sip, want - got))
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+        if fault == "reset" and got >= want // 2:
+            raise _Retryable("connection reset mid-body")
+        if fault == "slow":
+            await asyncio.sleep(SLOW_PAUSE)
+    if got != want:
+        raise _Retryable(f"got {got} of {want} bytes")
+    return b"".join(parts)
+
+
+async def _chunk(
+    session: aiohttp.ClientSession, url: str, sb: Sandbox, start: int, end: int, size: int, etag: str | None
+) -> bytes:
+    """One Range GET, retried; the bytes [start, end] of a source of ``size`` bytes."""
+    headers = {"Range": f"bytes={start}-{end}"}
+    if etag:
+        headers["If-Range"] = etag
+    problem = ""
+    for attempt in range(sb.config.remote_fetch_retries + 1):
+        if attempt:
+            sb.stats["fetch.retry"] += 1
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        fault = sb.faults.pick("fetch")
+        sb.stats["fetch.range_get"] += 1
+        try:
+            async with session.get(url, headers=headers) as resp:
+                if resp.status == 206:
+                    got = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", ""))
+                    if got is None or (int(got[1]), int(got[2])) != (start, end) or got[3] != str(size):
+                        raise _SourceError("source answered a range other than the one asked for")
+                    return await _read_body(sb, resp, end - start + 1, fault)
+                if resp.status == 200:  # the validator no longer holds: the file changed
+                    raise _SourceError("source changed while it was fetched (If-Range no longer holds)")
+                if resp.status == 416:
+                    raise _SourceError("source is shorter than it said")
+                problem = f"HTTP {resp.status}"
+        except _Retryable as exc:
+            problem = str(exc)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            problem = type(exc).__name__
+        log.info("remote fetch: bytes %d-%d failed (%s), attempt %d", start, end, problem, attempt + 1)
+    raise _SourceError(f"bytes {start}-{end} failed {sb.config.remote_fetch_retries + 1} times ({problem})")
+
+
+async def _ranged(session: aiohttp.ClientSession, url: str, result: _Result, size: int,
+                  etag: str | None) -> None:  # fmt: skip
+    """Parallel chunks, joined in order; a chunk starts only a few chunks ahead of the join, so
+    memory stays bounded however slow the first one is."""
+    sb = result.sb
+    step = sb.config.remote_fetch_chunk
+    ranges = [(start, min(size, start + step) - 1) for start in range(0, size, step)]
+    parallel = max(1, sb.config.remote_fetch_parallel)
+    tasks: dict[int, asyncio.Task[bytes]] = {}
+    try:
+        for index in range(len(ranges)):
+            for ahead in range(index, min(len(ranges), index + parallel)):
+                if ahead not in tasks:
+                    start, end = ranges[ahead]
+                    tasks[ahead] = asyncio.ensure_future(_chunk(session, url, sb, start, end, size, etag))
+            await result.add(await tasks.pop(index))
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 async def _fetch(sb: Sandbox, f: File, source_url: str, target: Path) -> tuple[int, str]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(source_url) as resp:
-        if resp.status != 200:
-            raise _SourceError(f"source answered HTTP {resp.status}")
-        if not f.keep_bytes:
-            return await _copy(sb, resp, None)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=sb.config.remote_fetch_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        shape = await _head(session, source_url, sb) if sb.config.remote_fetch_chunk > 0 else None
+        if shape is not None and shape[0] == 0:
+            raise _SourceError("source is empty (0 bytes)")
+        if shape is not None and shape[0] > sb.config.remote_upload_max:
+            raise _SourceError("source is larger than the remote upload limit")
+        sink = None
+        if f.keep_bytes:
+            try:
+                sink = await asyncio.to_thread(_open_blob, target)
+            except OSError as exc:
+                raise _StorageError(exc) from None
+        result = _Result(sb, sink)
         try:
-            sink = await asyncio.to_thread(_open_blob, target)
-        except OSError as exc:
-            raise _StorageError(exc) from None
-        with sink:
-            return await _copy(sb, resp, sink)
+            if shape is None:
+                await _plain(session, source_url, result)
+            else:
+                await _ranged(session, source_url, result, *shape)
+        finally:
+            if sink is not None:
+                sink.close()
+        if result.size == 0:
+            raise _SourceError("source is empty (0 bytes)")
+        return result.size, result.hasher.hexdigest()
 
 
 async def fetch_remote(sb: Sandbox, f: File, source_url: str) -> None:
@@ -99,7 +237,7 @@ def _fail(sb: Sandbox, f: File, exc: Exception, target: Path) -> None:
     if isinstance(exc, _StorageError):
         log.error("remote upload of %s failed: %s", f.name, storage_error_message(exc.exc, target))
     else:
-        log.info("remote upload of %s failed: %s", f.name, exc)
+        log.info("remote upload of %s failed: %s", f.name, exc or type(exc).__name__)
     f.upload_failed = True
     f.updated_at = sb.clock.iso()
     sb.store.changed()

@@ -81,6 +81,10 @@ SETTINGS: Mapping[str, Setting] = {
     "fail_next_uploads": Setting(int, lambda sb: sb.fail_next_uploads, _set_fail_next, 0),
     "keep_bytes": _config("keep_bytes", None, bool),
     "listing_lag": _config("listing_lag", 0, float),
+    "remote_fetch_chunk": _config("remote_fetch_chunk", 0, int),
+    "remote_fetch_parallel": _config("remote_fetch_parallel", 1, int),
+    "remote_fetch_retries": _config("remote_fetch_retries", 0, int),
+    "remote_fetch_timeout": _config("remote_fetch_timeout", 0.01, float),
 }
 
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number"}

@@ -1,0 +1,151 @@
+"""Pull mode end to end: sandbox + stand-in cloudflared + engine, Frame.io fetching by Range."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_harness import Harness, check_exactly_once, expected_from_disk, wait_for, write_random
+
+from app.core.jobs import JobState
+from app.pull.tunnel import TunnelState
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture
+async def pulling(sandbox: Any, tmp_path: Path) -> AsyncIterator[Harness]:
+    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024, "remote_fetch_chunk": CHUNK,
+                                           "remote_fetch_parallel": 4})  # fmt: skip
+    h = Harness(sandbox, tmp_path / "watch", POSTFLOW_PULL_READY_TIMEOUT="20")
+    h.watch.mkdir()
+    h.root_options = {"upload_mode": "pull"}
+    yield h
+    await h.close()
+
+
+async def _all_done(h: Harness, count: int, timeout: float = 90) -> None:
+    assert h.engine is not None
+    engine = h.engine
+
+    async def done() -> bool:
+        jobs = await engine.jobs()
+        failed = [j for j in jobs if j.state is JobState.FAILED]
+        assert not failed, [(j.rel_path, j.last_error) for j in failed]
+        return sum(j.state is JobState.DONE for j in jobs) >= count
+
+    await wait_for(done, timeout, f"{count} files delivered")
+
+
+def _pulled(h: Harness) -> list[dict[str, Any]]:
+    return [f for f in h.remote_files() if f["source"] == "remote"]
+
+
+async def test_ten_files_are_pulled_by_range_with_matching_sha256(pulling: Harness) -> None:
+    sizes = [1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 300_000, 512 * 1024, 700_001, 1_000_000, 2_500_000]
+    for i, size in enumerate(sizes):
+        write_random(pulling.watch / f"shot_{i:02d}.mov", size, seed=i)
+    engine = await pulling.start()
+    await _all_done(pulling, len(sizes))
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert len(_pulled(pulling)) == len(sizes)  # every one went by pull, none by push
+    stats = pulling.sandbox.control("/_sandbox/stats")
+    assert stats.get("fetch.head", 0) >= len(sizes)
+    assert stats.get("fetch.range_get", 0) >= sum(-(-s // CHUNK) for s in sizes)
+    assert stats.get("fetch.get", 0) == 0  # never a plain whole-file GET
+    assert engine.pull.server().served == {}  # nothing is published any more
+
+
+async def test_killing_the_tunnel_mid_transfer_restarts_it_and_the_upload_completes(pulling: Harness) -> None:
+    pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_parallel": 1})
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
+    path = write_random(pulling.watch / "long_take.mov", 6 * 1024 * 1024, seed=7)
+    engine = await pulling.start()
+
+    def halfway() -> bool:
+        served = engine.pull.server().served if engine.pull.running else {}
+        return any(0 < s.covered < path.stat().st_size // 2 for s in served.values())
+
+    await wait_for(halfway, 60, "the pull under way")
+    first = engine.pull.status()
+    tunnel = engine.pull._tunnel
+    assert tunnel is not None and tunnel.process is not None
+    os.kill(tunnel.process.pid, signal.SIGKILL)
+
+    def new_tunnel() -> bool:
+        status = engine.pull.status()
+        return status.state is TunnelState.READY and status.generation > first.generation
+
+    await wait_for(new_tunnel, 60, "a new tunnel")
+    assert engine.pull.status().url != first.url  # a new hostname, as a quick tunnel gets
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 0.0}})
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))  # the broken pull is gone
+    assert len(_pulled(pulling)) == 1
+
+
+async def test_fetcher_faults_are_survived(pulling: Harness) -> None:
+    pulling.sandbox.control("/_sandbox/settings", {"stall_seconds": 0.3})
+    pulling.sandbox.control(
+        "/_sandbox/faults", {"seed": 3, "fetch": {"rate": 0.3, "kinds": ["reset", "stall", "slow"]}}
+    )
+    for i in range(5):
+        write_random(pulling.watch / f"take_{i}.mov", 200_000 + i * 150_000, seed=20 + i)
+    await pulling.start()
+    await _all_done(pulling, 5, timeout=120)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert pulling.sandbox.control("/_sandbox/faults")["injected"]["fetch"] > 0
+    assert pulling.sandbox.control("/_sandbox/stats").get("fetch.retry", 0) > 0
+
+
+async def test_a_file_changing_while_pulled_is_never_delivered_mixed(pulling: Harness) -> None:
+    pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_parallel": 1})
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
+    path = write_random(pulling.watch / "graded.mov", 4 * 1024 * 1024, seed=1)
+    engine = await pulling.start()
+
+    def under_way() -> bool:
+        served = engine.pull.server().served if engine.pull.running else {}
+        return any(s.covered > 0 for s in served.values())
+
+    await wait_for(under_way, 60, "the pull under way")
+    write_random(path, 4 * 1024 * 1024, seed=2)  # re-rendered in place
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 0.0}})
+
+    async def new_version_done() -> bool:
+        jobs = await engine.jobs()
+        return any(j.state is JobState.DONE for j in jobs) and any(
+            j.state is JobState.CANCELLED for j in jobs
+        )
+
+    await wait_for(new_version_done, 90, "the first version cancelled, the new one delivered")
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+
+
+async def test_auto_mode_pushes_while_the_tunnel_cannot_run(pulling: Harness, tmp_path: Path) -> None:
+    pulling.env["POSTFLOW_CLOUDFLARED"] = str(tmp_path / "no-such-cloudflared")
+    pulling.root_options = {"upload_mode": "auto"}
+    write_random(pulling.watch / "a.mov", 100_000, seed=5)
+    engine = await pulling.start()
+    await _all_done(pulling, 1)
+    assert len(_pulled(pulling)) == 0 and len(pulling.delivered()) == 1
+    tunnel = engine.health_monitor.get("tunnel")
+    assert tunnel is not None and not tunnel.ok and "cloudflared was not found" in (tunnel.message or "")
+
+
+async def test_pull_mode_waits_for_the_tunnel_and_says_why(pulling: Harness, tmp_path: Path) -> None:
+    pulling.env["POSTFLOW_CLOUDFLARED"] = str(tmp_path / "no-such-cloudflared")
+    write_random(pulling.watch / "a.mov", 100_000, seed=5)
+    engine = await pulling.start()
+
+    async def waiting() -> Any:
+        jobs = await engine.jobs()
+        return jobs and jobs[0].last_error and jobs[0]
+
+    job = await wait_for(waiting, 30, "the job waiting for the tunnel")
+    assert job.state in (JobState.PENDING, JobState.UPLOADING) and "cloudflared" in job.last_error
+    assert pulling.delivered() == {}
