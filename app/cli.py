@@ -139,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(doctor)
 
+    publish = sub.add_parser(
+        "publish", help="serve one file as pull mode does and print its URL (first line) until Ctrl-C"
+    )
+    publish.add_argument("file", type=Path, help="the file to serve")
+    publish.add_argument(
+        "--tunnel", action="store_true", help="through a cloudflared quick tunnel (public URL)"
+    )
+    publish.add_argument("--lifetime", type=_non_negative, default=3600.0,
+                         help="seconds the link lives at most (default 3600)")  # fmt: skip
+    _add_settings_flags(publish)
+
     sandbox = sub.add_parser("sandbox", help="run the local Frame.io/Adobe/Discord emulator")
     sandbox.add_argument("--host", type=_host, default="127.0.0.1", help="address to serve on")
     sandbox.add_argument("--port", type=_port, default=0, help="0 to 65535; 0 picks a free port")
@@ -204,6 +215,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         write_bundle(settings, args.bundle, lines, checks)
         print(f"Diagnostics written to {args.bundle} (no tokens, secrets or webhook addresses in it).")
     return EXIT_FAILURE if any(not c["ok"] for c in checks) else EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from app.pull.publish_command import publish
+
+    settings = _load(args)
+    _setup_logging(settings, console=False)
+    try:
+        return asyncio.run(publish(settings, args.file, tunnel=args.tunnel, lifetime=args.lifetime))
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is how it is meant to end
 
 
 def _setup_logging(settings: Any, console: bool) -> None:
@@ -377,6 +399,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "sandbox": cmd_sandbox,
     "doctor": cmd_doctor,
+    "publish": cmd_publish,
     "run": cmd_run,
     "login": cmd_login,
     "logout": cmd_logout,

@@ -149,3 +149,49 @@ def test_sdk_stacks_versions_and_comments(
     assert [c.text for c in listed] == ["Grade is too warm"] and listed[0].completed_at is not None
     client.comments.delete(account, note.id)
     assert list(client.comments.index(account, versions[2])) == []
+
+
+async def test_sdk_remote_upload_is_fetched_from_the_range_server_by_range(
+    sandbox: Any, tmp_path: Path, seed_ids: dict[str, str]
+) -> None:
+    """The SDK's remote upload answer (202 with links.status) parses, and the sandbox's fetcher
+    takes the file in Range chunks from PostFlow's own range server."""
+    import asyncio
+
+    from frameio import AsyncFrameio
+    from frameio.files import FileCreateRemoteUploadParamsData
+
+    from app.pull.range_server import RangeServer
+
+    sandbox.control("/_sandbox/settings", {"remote_fetch_chunk": 50_000, "remote_fetch_parallel": 3})
+    payload = os.urandom(180_001)
+    source = tmp_path / "pulled.mov"
+    source.write_bytes(payload)
+    server = RangeServer()
+    port = await server.start()
+    publication = server.publish(str(source), 60)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            client = AsyncFrameio(base_url=sandbox.url, token=sandbox.token(), httpx_client=http)
+            created = await client.files.create_remote_upload(
+                seed_ids["account"], seed_ids["root"],
+                data=FileCreateRemoteUploadParamsData(
+                    name="pulled.mov", source_url=f"http://127.0.0.1:{port}{server.url_path(publication)}"
+                ),
+            )  # fmt: skip
+            assert created.data.status == "created"
+            assert created.links and "status" in created.links
+            deadline = time.monotonic() + 10
+            while True:
+                status = await client.files.show_file_upload_status(seed_ids["account"], created.data.id)
+                if status.data.upload_complete:
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        served = server.served[publication.token]
+    finally:
+        await server.stop()
+    info = next(f for f in sandbox.files() if f["name"] == "pulled.mov")
+    assert info["sha256"] == hashlib.sha256(payload).hexdigest() and info["file_size"] == len(payload)
+    assert served.covered == len(payload) and served.requests == 5  # a HEAD, then 4 ranges of 50,000
+    assert sandbox.control("/_sandbox/stats")["fetch.range_get"] == 4

@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import httpx
+
 from app.core.jobs import WatchRoot
 from app.pull.range_server import RangeServer
-from app.pull.tunnel import TunnelManager, TunnelState, TunnelStatus, TunnelUnavailable, find_cloudflared
+from app.pull.tunnel import TunnelManager, TunnelState, TunnelStatus, TunnelUnavailable
 
 log = logging.getLogger(__name__)
+PROBE_SIZE = 256 * 1024
 PULL_MODES = ("pull", "auto")
 TUNNEL = "tunnel"  # health component
 HealthSet = Callable[[str, str | None, str | None, str | None], None]  # component, problem, ok text, action
-
-
-def standin_command() -> list[str]:
-    if getattr(sys, "frozen", False):  # the frozen app runs the stand-in itself
-        return [sys.executable, "--cloudflared-standin"]
-    return [sys.executable, "-m", "app.sandbox.cloudflared"]
-
-
-def cloudflared_command(configured: str, sandbox: bool) -> list[str] | None:
-    """The real cloudflared when one is found (or configured); in sandbox mode the stand-in."""
-    if sandbox and not configured:
-        return standin_command()
-    found = find_cloudflared(configured)
-    return [found] if found else None
 
 
 class PullService:
@@ -56,7 +46,8 @@ class PullService:
         self._server: RangeServer | None = None
         self._tunnel: TunnelManager | None = None
         self._lock = asyncio.Lock()
-        self._wanted = False
+        self._stopping: asyncio.Future[None] | None = None
+        self._wanted_by_roots = False
         self.on_status: Callable[[TunnelStatus], None] = lambda status: None
 
     # ---- lifecycle ----
@@ -67,6 +58,7 @@ class PullService:
     async def follow_roots(self, roots: Iterable[WatchRoot]) -> None:
         """Run while some folder wants pull mode, stop when none does."""
         wanted = any(r.upload_mode in PULL_MODES for r in roots)
+        self._wanted_by_roots = wanted
         if wanted:
             await self.start()
         elif self.running:
@@ -74,6 +66,8 @@ class PullService:
             self._health(TUNNEL, None, "Off: every watch folder uses push.", None)
 
     async def start(self) -> None:
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
         async with self._lock:
             if self._tunnel is not None:
                 return
@@ -86,13 +80,22 @@ class PullService:
             log.info("pull mode: range server on 127.0.0.1:%d, starting the tunnel", port)
 
     async def stop(self) -> None:
-        async with self._lock:
-            tunnel, self._tunnel = self._tunnel, None
-            server, self._server = self._server, None
-            if tunnel is not None:
-                await tunnel.stop()
-            if server is not None:
-                await server.stop()
+        """Runs to its end even if the caller is cancelled meanwhile (a child cloudflared must
+        never be left running); a second call waits for the same stop."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        try:
+            async with self._lock:
+                if self._tunnel is not None:
+                    await self._tunnel.stop()
+                if self._server is not None:
+                    await self._server.stop()
+                self._tunnel = self._server = None
+        finally:
+            self._stopping = None
 
     # ---- what the uploader asks ----
     def server(self) -> RangeServer:
@@ -112,6 +115,42 @@ class PullService:
         assert self._tunnel is not None
         return await self._tunnel.wait_ready(self.ready_timeout)
 
+    async def test(self, probe_dir: Path) -> str:
+        """ "Test tunnel": a small probe file fetched back through the public URL, by range, as
+        Frame.io would. Returns what worked; raises ``TunnelUnavailable`` saying what did not."""
+        was_running = self.running
+        try:
+            status = await self.ready()
+            server = self.server()
+            probe = probe_dir / "tunnel-probe.bin"
+            body = os.urandom(PROBE_SIZE)
+            await asyncio.to_thread(_write_probe, probe, body)
+            publication = await asyncio.to_thread(server.publish, str(probe), 60.0)
+            url = f"{status.url}{server.url_path(publication)}"
+            started = time.monotonic()
+            try:
+                async with httpx.AsyncClient(timeout=15.0, trust_env=False) as http:
+                    whole = await http.get(url)
+                    tail = await http.get(url, headers={"Range": "bytes=-1000"})
+            except httpx.HTTPError as exc:
+                raise TunnelUnavailable(
+                    f"The tunnel did not carry the test file ({type(exc).__name__})."
+                ) from None
+            finally:
+                server.forget(publication.token)
+                await asyncio.to_thread(probe.unlink, missing_ok=True)
+            if whole.content != body or tail.status_code != 206 or tail.content != body[-1000:]:
+                raise TunnelUnavailable(
+                    "The tunnel answered, but not with the test file "
+                    f"(HTTP {whole.status_code}, {tail.status_code})."
+                )
+            took = time.monotonic() - started
+            kb = PROBE_SIZE // 1024
+            return f"The tunnel works: a {kb} KB test file came back whole via {status.url} in {took:.1f} s."
+        finally:
+            if not was_running and not self._wanted_by_roots:
+                await self.stop()
+
     def _status_changed(self, status: TunnelStatus) -> None:
         if status.state is TunnelState.READY:
             self._health(TUNNEL, None, f"Up at {status.url}", None)
@@ -120,3 +159,8 @@ class PullService:
         elif status.state is TunnelState.STARTING and status.generation == 0:
             self._health(TUNNEL, None, "Starting…", None)
         self.on_status(status)
+
+
+def _write_probe(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)

@@ -56,7 +56,7 @@ from app.engine.live_settings import parse_live
 from app.engine.loop_lag import LoopLag
 from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
-from app.engine.pull_service import PullService, cloudflared_command
+from app.engine.pull_service import PullService
 from app.engine.pull_uploader import PullUploader
 from app.engine.push_uploader import PushUploader
 from app.engine.queue_store import HistoryPage, HistoryQuery, NewFile, QueueStore
@@ -69,6 +69,7 @@ from app.engine.upload_router import UploadRouter
 from app.engine.version_stacker import VersionStacker, describe, follow_up_fields, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
 from app.frameio.client import FrameioClient
+from app.pull.cloudflared_binary import cloudflared_command
 
 __all__ = ["TOUCHED_NOTE", "EngineService", "NO_LONGER_WATCHED"]
 VERSIONS_KEY = "versions_backfilled"  # set once the pre-naming deliveries have their versions
@@ -433,6 +434,25 @@ class EngineService:
         self._roots[root_id] = edited
         self._roots_changed()
         return edited
+
+    async def set_upload_mode(self, root_id: str, mode: str) -> WatchRoot:
+        """push, pull or auto for one folder, saved. Uploads under way finish the way they began;
+        the tunnel starts when a folder first wants it and stops when none does."""
+        root = self._roots.get(root_id)
+        if root is None:
+            raise ConfigError(f"No watch folder with id {root_id!r}.")
+        edited = replace(root, **naming_options({"upload_mode": mode}, f"The watch folder {root.path}"))
+        await self._registry.save([edited if r.id == root_id else r for r in self._roots.values()])
+        self._roots[root_id] = edited  # first: an upload restarting meanwhile goes the new way
+        log.info("%s: uploads by %s from now on", root.path, mode)
+        await self._halt_root(root_id)
+        self._roots_changed()
+        self._wake()
+        return edited
+
+    async def test_tunnel(self) -> str:
+        """ "Test tunnel" (health): a probe file fetched back through the public URL."""
+        return await self.pull.test(self.settings.paths.data_dir)
 
     async def remove_root(self, root_id: str) -> list[Job]:
         """Stop watching a folder: its transfers stop and its waiting jobs end with "folder no

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.control.status_document import health_json
+from app.core.errors import PostFlowError
 from app.core.events import Snapshot
 from app.core.jobs import JobState
 from app.diagnostics import write_bundle
@@ -207,7 +208,12 @@ class QueueWindow(QMainWindow):
         check.clicked.connect(lambda _c=False: self._bridge.run(self._engine.check_health))
         self.diagnostics_button = QPushButton("Copy &diagnostics", tab)
         self.diagnostics_button.clicked.connect(lambda _c=False: self.copy_diagnostics())
-        for button in (self.sign_in_button, check, self.diagnostics_button):
+        self.tunnel_button = QPushButton("Test &tunnel", tab)
+        self.tunnel_button.setToolTip(
+            "Fetch a small test file through the pull-mode tunnel, as Frame.io would"
+        )
+        self.tunnel_button.clicked.connect(lambda _c=False: self.test_tunnel())
+        for button in (self.sign_in_button, check, self.diagnostics_button, self.tunnel_button):
             row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
@@ -240,6 +246,20 @@ class QueueWindow(QMainWindow):
 
         self._bridge.run(write)
 
+    def test_tunnel(self) -> None:
+        async def probe() -> None:
+            self.tunnel_button.setEnabled(False)
+            self.diagnostics_status.setText("Testing the tunnel…")
+            try:
+                said = await self._engine.test_tunnel()
+            except PostFlowError as exc:
+                said = f"Tunnel test failed: {exc.message}"
+            finally:
+                self.tunnel_button.setEnabled(True)
+            self.diagnostics_status.setText(said)
+
+        self._bridge.run(probe)
+
     def diagnostics_target(self) -> Path:
         """Blocking (called in a thread)."""
         places = (Path.home() / "Downloads", Path.home() / "Desktop")
@@ -271,6 +291,7 @@ class QueueWindow(QMainWindow):
                          f"{row.label}: {'OK' if row.ok else 'problem'}. {row.explanation}")  # fmt: skip
             self.health_list.addItem(item)
         self.sign_in_button.setVisible(snap.auth.value == "signed_out")
+        self.tunnel_button.setVisible(any(r.upload_mode != "push" for r in snap.roots))
 
     # ---- actions ----
     def show_filter(self, choice: QueueFilter) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -36,7 +37,14 @@ from app.gui.destination_picker import Destination, choose_destination, choose_f
 from app.gui.discord_settings import DiscordSettings
 from app.gui.engine_bridge import EngineBridge
 from app.gui.naming_settings import NamingSettings
+from app.pull.tunnel import TERMS_NOTE
 from app.team.discord_notifier import DiscordNotifier
+
+UPLOAD_MODE_CHOICES = (
+    ("push", "Push: PostFlow sends the file (default)"),
+    ("pull", "Pull: Frame.io fetches it through a Cloudflare tunnel"),
+    ("auto", "Auto: pull when the tunnel is up, push otherwise"),
+)
 
 MB = 1_000_000
 ERROR_STYLE = "color: #d1242f;"
@@ -121,6 +129,20 @@ class SettingsDialog(QDialog):
             row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
+        mode_row = QHBoxLayout()
+        mode_label = QLabel("&Upload by:", tab)
+        self.mode_box = QComboBox(tab)
+        for mode, text in UPLOAD_MODE_CHOICES:
+            self.mode_box.addItem(text, mode)
+        self.mode_box.setAccessibleName("How the selected folder's files are uploaded")
+        mode_label.setBuddy(self.mode_box)
+        self.mode_box.activated.connect(lambda _i: self.change_upload_mode())
+        mode_row.addWidget(mode_label)
+        mode_row.addWidget(self.mode_box, 1)
+        layout.addLayout(mode_row)
+        self.mode_note = QLabel(TERMS_NOTE, tab)
+        self.mode_note.setWordWrap(True)
+        layout.addWidget(self.mode_note)
         self.folder_error = QLabel("", tab)
         self.folder_error.setStyleSheet(ERROR_STYLE)
         self.folder_error.setWordWrap(True)
@@ -128,12 +150,16 @@ class SettingsDialog(QDialog):
         return tab
 
     def show_roots(self) -> None:
+        chosen = self._current_root()  # kept selected across the refresh
         self.roots_list.clear()
         for root in self._engine.roots:
             target = root.project + (f" / {root.folder}" if root.folder else "")
-            item = QListWidgetItem(f"{root.path}  →  {target}")
+            way = "" if root.upload_mode == "push" else f"  ({root.upload_mode})"
+            item = QListWidgetItem(f"{root.path}  →  {target}{way}")
             item.setData(Qt.ItemDataRole.UserRole, root.id)
             self.roots_list.addItem(item)
+            if chosen is not None and root.id == chosen.id:
+                self.roots_list.setCurrentItem(item)
         self._update_root_buttons()
 
     def _current_root(self) -> WatchRoot | None:
@@ -142,9 +168,21 @@ class SettingsDialog(QDialog):
         return next((r for r in self._engine.roots if r.id == root_id), None)
 
     def _update_root_buttons(self) -> None:
-        chosen = self._current_root() is not None
+        root = self._current_root()
+        chosen = root is not None
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
+        self.mode_box.setEnabled(chosen)
+        if root is not None:
+            self.mode_box.setCurrentIndex(max(0, self.mode_box.findData(root.upload_mode)))
+
+    def change_upload_mode(self) -> None:
+        root = self._current_root()
+        mode = str(self.mode_box.currentData())
+        if root is None or mode == root.upload_mode:
+            return
+        self._run_folder_action(lambda: self._engine.set_upload_mode(root.id, mode),
+                                f"{root.path} uploads by {mode} from now on.")  # fmt: skip
 
     def add_folder(self) -> None:
         folder = self.choose_folder()

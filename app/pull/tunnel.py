@@ -23,9 +23,7 @@ import ipaddress
 import logging
 import os
 import re
-import shutil
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -72,23 +70,6 @@ class TunnelStatus:
 
 class TunnelUnavailable(ServiceUnavailable):
     title = "Tunnel unavailable"
-
-
-def find_cloudflared(configured: str = "") -> str | None:
-    """The bundled binary first (it is the version we tested), then the settings path, then PATH."""
-    name = "cloudflared.exe" if sys.platform == "win32" else "cloudflared"
-    bundle = getattr(sys, "_MEIPASS", None)
-    candidates = []
-    if bundle:
-        candidates.append(Path(bundle) / "bin" / name)
-    candidates.append(Path(__file__).resolve().parents[2] / "resources" / "bin" / name)
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    if configured:
-        path = Path(configured).expanduser()
-        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(name)
 
 
 def public_url(hostname: str) -> str:
@@ -250,7 +231,7 @@ class TunnelManager:
             TunnelStatus(TunnelState.STARTING, message="Starting the tunnel…", generation=self._generation)
         )
         try:
-            self.process = await child_process.spawn(
+            self.process = await _spawn_unleaked(
                 self.argv(metrics_port), child_process.clean_environment(self._env)
             )
         except OSError as exc:
@@ -360,3 +341,19 @@ async def _exited_within(process: asyncio.subprocess.Process, seconds: float) ->
     except TimeoutError:
         return False
     return True
+
+
+async def _spawn_unleaked(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    """A stop arriving while the child is being created still stops that child."""
+    spawning = asyncio.ensure_future(child_process.spawn(argv, env))
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+
+        def kill_late(done: asyncio.Future[asyncio.subprocess.Process]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    done.result().kill()
+
+        spawning.add_done_callback(kill_late)
+        raise

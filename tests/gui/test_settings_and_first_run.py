@@ -265,3 +265,34 @@ async def test_notifications_fall_back_to_the_tray_balloon(
         await until(lambda: balloons, "the delivery told in the tray's balloon", 60)
         assert balloons == ["Uploaded to Demo Project"]
         assert [n.title for n in app.notifier.sent] == ["Uploaded to Demo Project"]
+
+
+async def test_a_folder_switched_to_pull_starts_the_tunnel_and_the_health_tab_tests_it(
+    sandbox: Any, watch_dir: Path, tray_env: None
+) -> None:
+    async with tray_app(sandbox, watch_dir) as app:
+        app.open_settings()
+        dialog = app.settings_dialog
+        dialog.roots_list.setCurrentRow(0)
+        assert dialog.mode_box.currentData() == "push" and "Cloudflare" in dialog.mode_note.text()
+        dialog.mode_box.setCurrentIndex(dialog.mode_box.findData("pull"))
+        dialog.mode_box.activated.emit(dialog.mode_box.currentIndex())
+        await until(lambda: app.engine.roots[0].upload_mode == "pull", "pull mode saved")
+        assert config(app)["watch"]["roots"][0]["upload_mode"] == "pull"
+        assert "(pull)" in dialog.roots_list.item(0).text()
+        await until(lambda: app.engine.pull.ready_now(), "the tunnel up")
+        app.open_window()
+        window = app.window
+        await until(lambda: not window.tunnel_button.isHidden(), "the Test tunnel button shown")
+        window.tunnel_button.click()
+        await until(lambda: "The tunnel works" in window.diagnostics_status.text(), "the tunnel tested", 30)
+        (watch_dir / "pulled.mov").write_bytes(os.urandom(80_000))
+
+        def pulled() -> bool:
+            return any(f["source"] == "remote" and f["status"] != "created" for f in sandbox.files())
+
+        await until(pulled, "a file pulled by Frame.io", 60)
+        dialog.mode_box.setCurrentIndex(dialog.mode_box.findData("push"))
+        dialog.mode_box.activated.emit(dialog.mode_box.currentIndex())
+        await until(lambda: not app.engine.pull.running, "the tunnel stopped when no folder pulls")
+        assert "upload_mode" not in config(app)["watch"]["roots"][0]

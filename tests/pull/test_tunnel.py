@@ -15,6 +15,7 @@ import pytest
 from engine_harness import wait_for
 
 from app.pull import child_process
+from app.pull.cloudflared_binary import find_cloudflared
 from app.pull.range_server import RangeServer
 from app.pull.tunnel import (
     TunnelManager,
@@ -22,7 +23,6 @@ from app.pull.tunnel import (
     TunnelStatus,
     TunnelUnavailable,
     explain_failure,
-    find_cloudflared,
     public_url,
 )
 from app.sandbox import cloudflared

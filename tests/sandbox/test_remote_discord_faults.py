@@ -22,7 +22,11 @@ PAYLOAD = os.urandom(300_000)
 
 class _Source(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.path == "/good":
+        if self.path == "/empty":
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/good":
             self.send_response(200)
             self.send_header("Content-Length", str(len(PAYLOAD)))
             self.end_headers()
@@ -30,6 +34,11 @@ class _Source(BaseHTTPRequestHandler):
         else:
             self.send_response(404)
             self.end_headers()
+
+    def do_HEAD(self) -> None:  # noqa: N802 - a source that tells its size, but takes no ranges
+        self.send_response(200)
+        self.send_header("Content-Length", "0" if self.path == "/empty" else str(len(PAYLOAD)))
+        self.end_headers()
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -188,3 +197,43 @@ def test_lost_answer_fault_does_the_work_then_drops(sandbox: RunningSandbox, api
         api.post(f"/v4/accounts/{account}/folders/{root}/folders", json={"data": {"name": "Ghost"}})
     names = [f["name"] for f in sandbox.control("/_sandbox/folders")["folders"]]
     assert names.count("Ghost") == 1  # it happened, even though nobody heard back
+
+
+def test_remote_upload_answers_with_its_status_link(
+    api: httpx.Client, seed_ids: dict[str, str], source_server: str
+) -> None:
+    r = api.post(
+        f"/v4/accounts/{seed_ids['account']}/folders/{seed_ids['root']}/files/remote_upload",
+        json={"data": {"name": "linked.mov", "source_url": f"{source_server}/good"}},
+    )
+    doc = r.json()
+    assert doc["links"]["status"] == f"/v4/accounts/{seed_ids['account']}/files/{doc['data']['id']}/status"
+    assert api.get(doc["links"]["status"]).status_code == 200
+
+
+def test_an_empty_source_is_a_failed_upload_not_a_zero_byte_file(
+    sandbox: RunningSandbox, api: httpx.Client, seed_ids: dict[str, str], source_server: str
+) -> None:
+    for chunk in (0, 65536):  # the plain fetcher and the ranged one
+        sandbox.control("/_sandbox/settings", {"remote_fetch_chunk": chunk})
+        created = _remote(api, seed_ids, f"empty{chunk}.mov", f"{source_server}/empty")
+        path = f"/v4/accounts/{seed_ids['account']}/files/{created['id']}/status"
+        _wait(lambda p=path: api.get(p).json()["data"]["upload_failed"])
+
+
+def test_a_plain_source_without_head_or_ranges_is_fetched_whole(
+    sandbox: RunningSandbox, api: httpx.Client, seed_ids: dict[str, str], source_server: str
+) -> None:
+    sandbox.control("/_sandbox/settings", {"remote_fetch_chunk": 65536})
+    created = _remote(api, seed_ids, "plain.mov", f"{source_server}/good")
+    status_url = f"/v4/accounts/{seed_ids['account']}/files/{created['id']}/status"
+    _wait(lambda: api.get(status_url).json()["data"]["upload_complete"])
+    stats = sandbox.control("/_sandbox/stats")
+    assert stats["fetch.head"] == 1 and stats["fetch.get"] == 1 and "fetch.range_get" not in stats
+
+
+def test_fetch_faults_take_only_the_fetchers_kinds(sandbox: RunningSandbox) -> None:
+    bad = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"fetch": {"rate": 0.5, "kinds": ["500"]}})
+    assert bad.status_code == 400 and "fetch fault kinds" in bad.text
+    good = sandbox.control("/_sandbox/faults", {"fetch": {"rate": 0.5}})
+    assert good["scopes"]["fetch"]["kinds"] == ["reset"]
