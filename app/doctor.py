@@ -23,6 +23,7 @@ from app.core.events import Health
 from app.core.settings import Settings
 from app.engine.health_monitor import action_for, label_for
 from app.engine.health_probes import clock_problem, disk_space_problem, tokens_words
+from app.pull.cloudflared_binary import cloudflared_command
 
 
 def describe(settings: Settings, running: bool) -> list[str]:
@@ -92,8 +93,25 @@ async def offline_checks(settings: Settings) -> list[Health]:
     )
     checks.append(_health("disk_space", space, "Enough free space for the queue and the logs."))
     checks += await _discord(settings)
+    checks += await asyncio.to_thread(_tunnel, settings)
     checks.append(_queue(settings))
     return checks
+
+
+def _tunnel(settings: Settings) -> list[Health]:
+    """Pull mode needs a cloudflared it can run; only asked when a folder uses pull mode."""
+    pulling = [r.path for r in settings.watch_roots if r.upload_mode != "push"]
+    if not pulling:
+        return []
+    command = cloudflared_command(settings.cloudflared_path, settings.sandbox)
+    if command is None:
+        where = f" ({settings.cloudflared_path})" if settings.cloudflared_path else ""
+        return [_health("tunnel", f"cloudflared was not found{where}, so pull uploads cannot run.", "")]
+    return [
+        _health(
+            "tunnel", None, f"cloudflared to run: {' '.join(command)} (Test tunnel checks it end to end)."
+        )
+    ]
 
 
 async def _discord(settings: Settings) -> list[Health]:

@@ -38,6 +38,11 @@ class SecretRegistry:
         with self._lock:
             self._secrets.update(s for s in secrets if s and len(s) >= 8)
 
+    def discard(self, *secrets: str) -> None:
+        """No longer worth masking (a pull link that is dead for good): the set stays small."""
+        with self._lock:
+            self._secrets.difference_update(secrets)
+
     def redact(self, text: str) -> str:
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)

@@ -79,7 +79,10 @@ class PullUploader:
             if await self.delivered(job, up, account_id):
                 log.info("%s: its pull had completed before the interruption", job.rel_path)
                 return sha256 or await self._digest(job)
-            up = await self._push.discard(job, up, account_id)  # a pull cannot be resumed
+            if up.remote_file_id:
+                log.info("%s: an interrupted pull cannot continue; removing its unfinished file and "
+                         "pulling again", job.rel_path)  # fmt: skip
+            up = await self._push.discard(job, up, account_id)  # its link died with the old server
         await self._push.check_source(job, root)
         hashing = (
             None if sha256 else BackgroundHash(job.abs_path, self._hash_executor, (job.size, job.mtime_ns))

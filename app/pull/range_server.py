@@ -31,6 +31,7 @@ from typing import IO
 
 from aiohttp import web
 
+from app.core.logging_setup import SECRETS
 from app.pull.range_header import Outcome, parse_range, whole
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class RangeServer:
         return self.port
 
     async def stop(self) -> None:
+        SECRETS.discard(*self._published, *self.served)
         self._published.clear()  # nothing is served past this point
         self.served.clear()
         if self._runner is not None:
@@ -129,6 +131,7 @@ class RangeServer:
         lifetime, or shutdown. Raises ``OSError`` if it cannot be read."""
         st = os.stat(path)
         token = secrets.token_urlsafe(TOKEN_BYTES)
+        SECRETS.add(token)  # whoever logs a URL that holds it (a library, an error), it is masked
         publication = Publication(
             token, path, st.st_size, st.st_mtime_ns, st.st_ino, self._clock() + lifetime
         )
@@ -151,6 +154,7 @@ class RangeServer:
         """Unpublished, and its counters no longer needed."""
         self.unpublish(token)
         self.served.pop(token, None)
+        SECRETS.discard(token)
 
     def url_path(self, publication: Publication) -> str:
         return "/" + publication.token

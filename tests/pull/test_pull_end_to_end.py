@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ import pytest
 from engine_harness import Harness, check_exactly_once, expected_from_disk, wait_for, write_random
 
 from app.core.jobs import JobState
+from app.core.logging_setup import SECRETS
+from app.pull.range_server import RangeServer
 from app.pull.tunnel import TunnelState
 
 CHUNK = 64 * 1024
@@ -88,7 +91,19 @@ async def test_killing_the_tunnel_mid_transfer_restarts_it_and_the_upload_comple
     assert len(_pulled(pulling)) == 1
 
 
-async def test_fetcher_faults_are_survived(pulling: Harness) -> None:
+async def test_fetcher_faults_are_survived(
+    pulling: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens: list[str] = []
+    publish = RangeServer.publish
+
+    def recording(self: RangeServer, path: str, lifetime: float) -> Any:
+        publication = publish(self, path, lifetime)
+        tokens.append(publication.token)
+        return publication
+
+    monkeypatch.setattr(RangeServer, "publish", recording)
+    caplog.set_level(logging.DEBUG)
     pulling.sandbox.control("/_sandbox/settings", {"stall_seconds": 0.3})
     pulling.sandbox.control(
         "/_sandbox/faults", {"seed": 3, "fetch": {"rate": 0.3, "kinds": ["reset", "stall", "slow"]}}
@@ -100,6 +115,9 @@ async def test_fetcher_faults_are_survived(pulling: Harness) -> None:
     check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
     assert pulling.sandbox.control("/_sandbox/faults")["injected"]["fetch"] > 0
     assert pulling.sandbox.control("/_sandbox/stats").get("fetch.retry", 0) > 0
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("app."))
+    assert len(tokens) >= 5 and not [t for t in tokens if t in logged]  # the app never logs a link
+    assert SECRETS.redact(f"GET /{tokens[-1]}") == f"GET /{tokens[-1]}"  # a dead link is not kept
 
 
 async def test_a_file_changing_while_pulled_is_never_delivered_mixed(pulling: Harness) -> None:
@@ -149,3 +167,34 @@ async def test_pull_mode_waits_for_the_tunnel_and_says_why(pulling: Harness, tmp
     job = await wait_for(waiting, 30, "the job waiting for the tunnel")
     assert job.state in (JobState.PENDING, JobState.UPLOADING) and "cloudflared" in job.last_error
     assert pulling.delivered() == {}
+
+
+async def test_a_restart_mid_pull_deletes_the_unfinished_file_and_pulls_once_more(pulling: Harness) -> None:
+    pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_parallel": 1})
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
+    write_random(pulling.watch / "overnight.mov", 4 * 1024 * 1024, seed=11)
+    engine = await pulling.start()
+
+    def under_way() -> bool:
+        return engine.pull.running and any(s.covered > 0 for s in engine.pull.server().served.values())
+
+    await wait_for(under_way, 60, "the pull under way")
+    first = next(f["id"] for f in _pulled(pulling))
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 0.0}})
+    await pulling.restart()
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert first not in {f["id"] for f in pulling.remote_files()}  # the broken pull was removed
+
+
+async def test_a_lost_answer_to_the_pull_request_leaves_no_duplicate(pulling: Harness) -> None:
+    pulling.env["POSTFLOW_LISTING_SETTLE"] = "0.5"
+    pulling.sandbox.control(
+        "/_sandbox/faults", {"api": {"burst": 1, "burst_kind": "lost", "only": "files.create_remote_upload"}}
+    )
+    write_random(pulling.watch / "lost.mov", 300_000, seed=12)
+    engine = await pulling.start()
+    engine._puller._push.outcome_wait = 0.2
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert pulling.sandbox.control("/_sandbox/faults")["injected"]["api"] == 1

@@ -200,3 +200,20 @@ async def test_too_many_requests_at_once_are_told_to_come_back(served: tuple, tm
     answers = await asyncio.gather(*(http.get(path, headers={"Range": f"bytes={n << 20}-{(n + 1 << 20) - 1}"})
                                      for n in range(8)))  # fmt: skip
     assert b"".join(a.content for a in answers) == big.read_bytes()
+
+
+async def test_a_live_link_is_masked_in_any_log_line_and_forgotten_once_dead(tmp_path: Path) -> None:
+    from app.core.logging_setup import SECRETS
+
+    media = tmp_path / "m.mov"
+    media.write_bytes(b"x" * 100)
+    server = RangeServer()
+    await server.start()
+    try:
+        publication = server.publish(str(media), 60)
+        line = f"httpx: GET http://127.0.0.1:{server.port}/{publication.token} 200"
+        assert publication.token not in SECRETS.redact(line)
+        server.forget(publication.token)
+        assert publication.token in SECRETS.redact(line)  # dead for good: no longer worth a slot
+    finally:
+        await server.stop()
