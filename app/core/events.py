@@ -192,6 +192,7 @@ class Snapshot:
     account_id: str | None
     health: tuple[Health, ...]  # every component that reported, ok or not
     roots: tuple[WatchRoot, ...]
+    bandwidth_note: str | None = None  # "Limited to 20 MB/s by the schedule until 19:00"
 
     @property
     def offline(self) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, replace
 from typing import Any
 
+from app.core.bandwidth_schedule import parse_rules
 from app.core.errors import ConfigError
 from app.core.jobs import WatchRoot
 from app.core.naming import PRESETS, check_template, compile_rules
@@ -74,6 +75,7 @@ class Settings:
     max_concurrent_files: int = 2
     parts_per_file: int = 4
     bandwidth_limit: int = 0
+    bandwidth_schedule: tuple[str, ...] = ()
     part_timeout: float = 120.0
     listing_settle: float = 30.0
     notifications: bool = True
@@ -202,6 +204,25 @@ def _list(value: Any) -> tuple[str, ...]:
     else:
         raise ValueError("a list of strings (or a comma-separated string)")
     return tuple(v for v in items if v)
+
+
+def _schedule(value: Any) -> tuple[str, ...]:
+    """Rules such as "Mon-Fri 09:00-19:00 20MB/s"; in one string (an environment variable) they
+    are separated by semicolons, since a rule's days may hold commas (Sat,Sun)."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(";")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise ValueError('a list of rules such as "Mon-Fri 09:00-19:00 20MB/s"')
+    rules = tuple(v for v in items if v)
+    try:
+        parse_rules(rules)
+    except ConfigError as exc:
+        raise ValueError(
+            exc.message.replace("bandwidth rule ", 'rules such as "Mon-Fri 09:00-19:00 20MB/s"; ', 1)
+        ) from None
+    return rules
 
 
 _EXTENSION = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_+-]*$")
@@ -333,6 +354,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "bandwidth_limit", "upload.bandwidth_limit", ("POSTFLOW_BANDWIDTH_LIMIT",),
         _number(0, integer=True), "bytes per second across all uploads (0: no limit)",
+    ),
+    SettingSpec(
+        "bandwidth_schedule", "upload.bandwidth_schedule", ("POSTFLOW_BANDWIDTH_SCHEDULE",), _schedule,
+        "limits by weekday and local time, e.g. [\"Mon-Fri 09:00-19:00 20MB/s\"]; the first rule that "
+        "covers the moment wins, outside them upload.bandwidth_limit applies",
     ),
     SettingSpec(
         "listing_settle", "upload.listing_settle", ("POSTFLOW_LISTING_SETTLE",), _number(0),

@@ -45,6 +45,7 @@ from app.core.settings import Settings, machine_name, naming_options
 from app.core.units import format_bytes
 from app.engine.account_guard import AccountGuard
 from app.engine.bandwidth import BandwidthLimiter
+from app.engine.bandwidth_timetable import BandwidthTimetable
 from app.engine.destination_browser import DestinationBrowser
 from app.engine.destinations import DestinationResolver
 from app.engine.file_filter import FileFilter
@@ -111,6 +112,8 @@ class EngineService:
         self._board = JobBoard(self.store, bus)
         self._board.describe = lambda job: describe(self._roots.get(job.root_id), job.rel_path)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
+        self.timetable = BandwidthTimetable(self._limiter)
+        self.timetable.configure(settings.bandwidth_schedule, settings.bandwidth_limit)
         self._parts_http = PartSender(settings.part_timeout, self._limiter)
         self._uploader = PushUploader(
             self.store, frameio, self._parts_http, self._limiter, settings.parts_per_file,
@@ -215,6 +218,8 @@ class EngineService:
         self._snapshot_task = asyncio.get_running_loop().create_task(self._publish_snapshots())
         self._health_task = asyncio.get_running_loop().create_task(self._check_health_regularly())
         self._spawn(self.loop_lag.run())
+        self.timetable.on_change = self._snapshot_due.set
+        self.timetable.start()
         self._started = True
         self._announce()
 
@@ -229,6 +234,7 @@ class EngineService:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self._guard.stop()
+        await self.timetable.stop()
         await self.review_watch.stop()
         await self.version_stacker.stop()
         await self.scheduler.stop()
@@ -286,6 +292,7 @@ class EngineService:
             user_email=tokens.user_email if tokens else None,
             account_id=tokens.account_id if tokens else None,
             health=self.health_monitor.items(self._roots.values()), roots=tuple(self._roots.values()),
+            bandwidth_note=self.timetable.note(),
         )  # fmt: skip
 
     async def check_health(self) -> tuple[Health, ...]:
@@ -567,7 +574,7 @@ class EngineService:
         s = self.settings
         self.scheduler.max_concurrent = s.max_concurrent_files
         self._uploader.parts_per_file = s.parts_per_file
-        self._limiter.rate = s.bandwidth_limit
+        self.timetable.configure(s.bandwidth_schedule, s.bandwidth_limit)
         self._watcher.configure(
             self._filter(), s.stable_seconds, s.scan_interval, s.quiet_seconds, s.check_media
         )

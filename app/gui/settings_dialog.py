@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -246,6 +247,14 @@ class SettingsDialog(QDialog):
         self.bandwidth.setDecimals(1)
         self.bandwidth.setSuffix(" MB/s")
         self.bandwidth.setSpecialValueText("No limit")
+        self.schedule = QPlainTextEdit(tab)
+        self.schedule.setPlaceholderText(
+            "one rule per line, e.g.\nMon-Fri 09:00-19:00 20MB/s\nSat,Sun 00:00-24:00 unlimited"
+        )
+        self.schedule.setFixedHeight(70)
+        self.schedule.setToolTip(
+            "The first rule that covers the moment wins; outside every rule the cap above applies."
+        )
         self.stable = QDoubleSpinBox(tab)
         self.stable.setRange(0, 86_400)
         self.stable.setSuffix(" s")
@@ -264,6 +273,7 @@ class SettingsDialog(QDialog):
             ("Files uploaded at once", "max_concurrent_files", self.concurrency),
             ("Parts of a file in parallel", "parts_per_file", self.parts),
             ("Bandwidth cap", "bandwidth_limit", self.bandwidth),
+            ("Bandwidth schedule", "bandwidth_schedule", self.schedule),
             ("A file is finished after unchanged for", "stable_seconds", self.stable),
             ("…or, when its container is complete, for", "quiet_seconds", self.quiet),
             ("Renders", "check_media", self.check_media),
@@ -307,6 +317,7 @@ class SettingsDialog(QDialog):
         self.concurrency.setValue(s.max_concurrent_files)
         self.parts.setValue(s.parts_per_file)
         self.bandwidth.setValue(s.bandwidth_limit / MB)
+        self.schedule.setPlainText("\n".join(s.bandwidth_schedule))
         self.stable.setValue(s.stable_seconds)
         self.scan.setValue(s.scan_interval)
         self.quiet.setValue(s.quiet_seconds)
@@ -338,6 +349,7 @@ class SettingsDialog(QDialog):
             "max_concurrent_files": self.concurrency.value(),
             "parts_per_file": self.parts.value(),
             "bandwidth_limit": round(self.bandwidth.value() * MB),
+            "bandwidth_schedule": [line for line in self.schedule.toPlainText().splitlines() if line.strip()],
             "stable_seconds": self.stable.value(),
             "scan_interval": self.scan.value(),
             "quiet_seconds": self.quiet.value(),

@@ -96,4 +96,6 @@ def tooltip(snapshot: Snapshot) -> str:
     problem = problem_line(snapshot)
     if problem:
         lines.append(problem)
+    if snapshot.bandwidth_note:
+        lines.append(snapshot.bandwidth_note)
     return "\n".join(lines)

@@ -296,3 +296,31 @@ async def test_a_folder_switched_to_pull_starts_the_tunnel_and_the_health_tab_te
         dialog.mode_box.activated.emit(dialog.mode_box.currentIndex())
         await until(lambda: not app.engine.pull.running, "the tunnel stopped when no folder pulls")
         assert "upload_mode" not in config(app)["watch"]["roots"][0]
+
+
+async def test_a_bandwidth_schedule_is_checked_saved_and_applied_live(
+    sandbox: Any, watch_dir: Path, tray_env: None
+) -> None:
+    async with tray_app(sandbox, watch_dir) as app:
+        app.open_settings()
+        dialog = app.settings_dialog
+        dialog.schedule.setPlainText("Mon-Fri 09:00-19:00 fast")
+        dialog.apply()
+        await until(lambda: not dialog.errors["bandwidth_schedule"].isHidden(), "the bad rule explained")
+        assert "not understood" in dialog.errors["bandwidth_schedule"].text()
+        assert app.engine.settings.bandwidth_schedule == ()
+        dialog.schedule.setPlainText("Mon-Sun 00:00-24:00 20MB/s\nSat,Sun 10:00-11:00 1MB/s")
+        dialog.apply()
+        await until(lambda: dialog.status.text() == "Saved.", f"saved ({dialog.status.text()})")
+        assert app.engine.settings.bandwidth_schedule == (
+            "Mon-Sun 00:00-24:00 20MB/s",
+            "Sat,Sun 10:00-11:00 1MB/s",
+        )
+        assert config(app)["upload"]["bandwidth_schedule"] == list(app.engine.settings.bandwidth_schedule)
+        assert app.engine._limiter.rate == 20_000_000  # in force at once, whatever the time now
+        snapshot = await app.engine.snapshot()
+        assert (
+            snapshot.bandwidth_note is not None
+            and "Limited to 20 MB/s by the schedule" in snapshot.bandwidth_note
+        )
+        await until(lambda: "Limited to 20 MB/s" in app.tray.icon.toolTip(), "the tooltip says so")
