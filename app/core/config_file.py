@@ -58,6 +58,8 @@ def save_roots(path: Path, roots: Sequence[WatchRoot]) -> None:
                 entry["stack_versions"] = False
             if root.upload_mode != "push":
                 entry["upload_mode"] = root.upload_mode
+            if root.priority:
+                entry["priority"] = root.priority
             tables.append(entry)
         watch["roots"] = tables
 

@@ -63,6 +63,7 @@ class WatchRoot:
     comment: str = ""  # a comment posted on each delivered file, from this template
     route_by: str = ""  # a naming field (e.g. "shot"): files go into a sub-folder named by it
     upload_mode: str = "push"  # push, pull (Frame.io fetches it through the tunnel) or auto
+    priority: int = 0  # folders with a higher priority upload first
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Job:
     remote_url: str | None = None  # the file's page on Frame.io, once created
     version: int | None = None  # the version its name says (naming rules), once delivered
     stack_state: str | None = None  # waiting, stacked, alone, failed (None: not a versioned render)
+    priority: int = 0  # above 0: put first by the user ("Upload next"), the latest highest
     created_at: float = 0.0
     updated_at: float = 0.0
 

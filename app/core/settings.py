@@ -76,6 +76,7 @@ class Settings:
     parts_per_file: int = 4
     bandwidth_limit: int = 0
     bandwidth_schedule: tuple[str, ...] = ()
+    upload_order: str = "oldest"
     part_timeout: float = 120.0
     listing_settle: float = 30.0
     notifications: bool = True
@@ -361,6 +362,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "covers the moment wins, outside them upload.bandwidth_limit applies",
     ),
     SettingSpec(
+        "upload_order", "upload.order", ("POSTFLOW_UPLOAD_ORDER",), _choice(("oldest", "smallest")),
+        "which waiting file starts first (after those put first and by folder priority): oldest or smallest",
+    ),
+    SettingSpec(
         "listing_settle", "upload.listing_settle", ("POSTFLOW_LISTING_SETTLE",), _number(0),
         "seconds Frame.io listings may lag behind a create; an interrupted create is looked for after this",
     ),
@@ -491,7 +496,7 @@ def load_settings(
 
 ROOT_KEYS = (
     "path", "project", "folder", "workspace", "account_id", "done_marker",
-    "naming", "stack_versions", "comment", "route_by", "upload_mode",
+    "naming", "stack_versions", "comment", "route_by", "upload_mode", "priority",
 )  # fmt: skip
 UPLOAD_MODES = ("push", "pull", "auto")
 
@@ -577,6 +582,14 @@ def naming_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
                 "(pull and auto let Frame.io fetch files through a Cloudflare quick tunnel)"
             )
         out["upload_mode"] = mode
+    if "priority" in entry:
+        priority = entry["priority"]
+        if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
+            raise ConfigError(
+                f"{where}: priority = {priority!r} is invalid: expected a whole number from -1000 to 1000 "
+                "(folders with a higher priority upload first; default 0)"
+            )
+        out["priority"] = priority
     return out
 
 

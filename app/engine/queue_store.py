@@ -213,11 +213,22 @@ CREATE INDEX jobs_following_up ON jobs (id) WHERE stack_state = 'waiting' OR com
 # version stack (``stack_state``: waiting, stacked, alone, failed) and its comment to be
 # posted (``comment_state``: waiting, posted, failed). Both survive a restart.
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5, _V6)
+_V7 = """
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_next ON jobs (state, priority DESC, id, not_before, root_id);
+CREATE INDEX jobs_next_smallest ON jobs (state, priority DESC, size, id, not_before, root_id)
+"""
+# v7: priorities. "Upload next" gives a job a priority above every other waiting one; the
+# scheduler reads the urgent ones first, then each watch folder's tier (its ``priority``), oldest
+# or smallest first: each read is an index range, so a wake still costs what it can start.
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5, _V6, _V7)
+UPLOAD_ORDERS = {"oldest": ("jobs_next", "id"), "smallest": ("jobs_next_smallest", "size, id")}
 
 _PUBLIC = ("attempts", "last_error", "remote_file_id", "bytes_done", "sha256", "note", "cancelled_by_user",
            "refusals", "abs_path", "error_title", "error_retryable", "remote_url")  # fmt: skip
-_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at", "not_before")
+_UPLOAD = ("account_id", "folder_id", "media_type", "create_started_at", "urls_expire_at", "not_before",
+           "priority")  # fmt: skip
 _REVIEW = ("review_state", "review_at")
 _FOLLOW_UP = ("stack_key", "version", "stack_state", "comment_state")
 _FIELDS = frozenset(_PUBLIC + _UPLOAD + _REVIEW + _FOLLOW_UP)
@@ -251,6 +262,7 @@ def row_to_job(row: sqlite3.Row) -> Job:
         remote_url=row["remote_url"],
         version=row["version"],
         stack_state=row["stack_state"],
+        priority=row["priority"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -428,23 +440,55 @@ class QueueStore:
 
         return await self._run(fetch)
 
-    async def ready_jobs(self, limit: int, now: float, root_ids: Iterable[str]) -> list[Job]:
-        """The oldest pending jobs of these roots whose next try is due: at most ``limit``, so
-        a scheduler wake costs what it can start, not what the queue holds."""
-        roots = list(root_ids)
-        if limit <= 0 or not roots:
+    async def ready_jobs(
+        self, limit: int, now: float, tiers: Sequence[Sequence[str]], order: str = "oldest"
+    ) -> list[Job]:
+        """The pending jobs whose next try is due, in the order they should start: those put
+        first ("Upload next", most recent first), then each tier of watch folders (highest
+        priority first), oldest or smallest first within it. At most ``limit``: a scheduler wake
+        costs what it can start, not what the queue holds."""
+        groups = [list(t) for t in tiers if t]
+        if limit <= 0 or not groups:
             return []
-        marks = ",".join("?" * len(roots))
+        index, within = UPLOAD_ORDERS[order]
+        every = [r for g in groups for r in g]
 
         def fetch(db: sqlite3.Connection) -> list[Job]:
-            ids = db.execute(
-                f"SELECT id FROM jobs INDEXED BY jobs_ready WHERE state = ? AND not_before <= ? "
-                f"AND root_id IN ({marks}) ORDER BY id LIMIT ?",
-                (JobState.PENDING.value, now, *roots, limit),
-            ).fetchall()
-            return [_fetch(db, r[0]) for r in ids]
+            def pick(where: str, roots: list[str], left: int) -> list[int]:
+                marks = ",".join("?" * len(roots))
+                rows = db.execute(
+                    f"SELECT id FROM jobs INDEXED BY {index} WHERE state = ? AND {where} AND not_before <= ? "
+                    f"AND root_id IN ({marks}) ORDER BY priority DESC, {within} LIMIT ?",
+                    (JobState.PENDING.value, now, *roots, left),
+                ).fetchall()
+                return [int(r[0]) for r in rows]
+
+            ids = pick("priority > 0", every, limit)
+            for roots in groups:
+                if len(ids) >= limit:
+                    break
+                ids += pick("priority <= 0", roots, limit - len(ids))
+            return [_fetch(db, job_id) for job_id in ids]
 
         return await self._run(fetch)
+
+    async def put_first(self, job_id: int) -> Job | None:
+        """ "Upload next": ahead of every waiting job (a paused one is resumed). None if the job
+        is not waiting (started, finished) any more."""
+
+        def write(db: sqlite3.Connection) -> Job | None:
+            waiting = (JobState.PENDING.value, JobState.PAUSED.value)
+            top = db.execute(
+                "SELECT COALESCE(MAX(priority), 0) FROM jobs WHERE state IN (?, ?)", waiting
+            ).fetchone()[0]
+            cur = db.execute(
+                "UPDATE jobs SET priority = ?, state = ?, not_before = 0, updated_at = ? "
+                "WHERE id = ? AND state IN (?, ?)",
+                (int(top) + 1, JobState.PENDING.value, time.time(), job_id, *waiting),
+            )
+            return _fetch(db, job_id) if cur.rowcount else None
+
+        return await self._run(write)
 
     # ---- queries ----
     async def get(self, job_id: int) -> Job | None:

@@ -80,6 +80,7 @@ class Scheduler:
         self._data_dir = data_dir
         self._is_paused = is_paused
         self.max_concurrent = max_concurrent
+        self.order = "oldest"  # or "smallest": within a priority, what starts first
         self.running: dict[int, asyncio.Task[None]] = {}
         self.running_jobs: dict[int, Job] = {}
         self.cleaning: dict[int, tuple[Job, asyncio.Task[None]]] = {}
@@ -191,9 +192,8 @@ class Scheduler:
             return
         # Roots removed keep their jobs (not uploaded); a volume away holds its jobs (the health
         # says so). Enough rows are read to fill the free slots past those that must wait.
-        reachable = [root_id for root_id in self._roots if self._monitor.problem(root_id) is None]
         want = slots + len(busy_paths) + len(self.running)
-        for job in await self._store.ready_jobs(want, time.time(), reachable):
+        for job in await self._store.ready_jobs(want, time.time(), self._tiers(), self.order):
             if slots <= 0:
                 break
             if job.id in self.running or (job.root_id, job.rel_path) in busy_paths:
@@ -204,6 +204,14 @@ class Scheduler:
             task = asyncio.get_running_loop().create_task(self._run(job))
             self.running[job.id] = task
             task.add_done_callback(functools.partial(self._job_finished, job.id))
+
+    def _tiers(self) -> list[list[str]]:
+        """Reachable watch folders, grouped by priority, highest first."""
+        tiers: dict[int, list[str]] = {}
+        for root in self._roots.values():
+            if self._monitor.problem(root.id) is None:
+                tiers.setdefault(root.priority, []).append(root.id)
+        return [tiers[p] for p in sorted(tiers, reverse=True)]
 
     def _job_finished(self, job_id: int, task: asyncio.Task[None]) -> None:
         """Runs even for a task cancelled before its first step (whose ``finally`` never ran):

@@ -153,6 +153,7 @@ class EngineService:
             health=self._health, default_account=settings.account_id, data_dir=str(settings.paths.data_dir),
             max_concurrent=settings.max_concurrent_files, is_paused=lambda: self.paused,
         )  # fmt: skip
+        self.scheduler.order = settings.upload_order
         self._registry = RootRegistry(
             self._roots, resolver=self._resolver, provider=auth.provider,
             config_file=settings.paths.config_file, persist=persist, default_account=settings.account_id,
@@ -353,6 +354,29 @@ class EngineService:
             cancelled_by_user=False, not_before=0,
         ):  # fmt: skip
             self._wake()
+
+    async def upload_next(self, job_id: int) -> bool:
+        """Ahead of every waiting file (a paused one is resumed); uploads already running go on.
+        False if the job is no longer waiting."""
+        job = await self.store.put_first(job_id)
+        if job is None:
+            return False
+        log.info("%s: put first in the queue", job.rel_path)
+        self._board.publish(job)
+        self._wake()
+        return True
+
+    async def set_priority(self, root_id: str, priority: int) -> WatchRoot:
+        """A folder's priority: higher ones upload first. Saved."""
+        root = self._roots.get(root_id)
+        if root is None:
+            raise ConfigError(f"No watch folder with id {root_id!r}.")
+        edited = replace(root, **naming_options({"priority": priority}, f"The watch folder {root.path}"))
+        await self._registry.save([edited if r.id == root_id else r for r in self._roots.values()])
+        self._roots[root_id] = edited
+        self._roots_changed()
+        self._wake()
+        return edited
 
     async def retry_failed(self) -> None:
         for job in await self.store.jobs([JobState.FAILED]):
@@ -575,6 +599,7 @@ class EngineService:
         self.scheduler.max_concurrent = s.max_concurrent_files
         self._uploader.parts_per_file = s.parts_per_file
         self.timetable.configure(s.bandwidth_schedule, s.bandwidth_limit)
+        self.scheduler.order = s.upload_order
         self._watcher.configure(
             self._filter(), s.stable_seconds, s.scan_interval, s.quiet_seconds, s.check_media
         )

@@ -57,21 +57,32 @@ async def test_the_scheduler_reads_only_as_many_rows_as_it_can_start(tmp_path: P
         results = await store.add_many(files)  # one transaction
         assert sum(1 for a in results if a.job is not None) == 10_000
         assert all(a.job is None for a in await store.add_many(files[:100]))  # known: not again
-        first = await store.ready_jobs(2, time.time(), ["r"])
+        first = await store.ready_jobs(2, time.time(), [["r"]])
         assert [j.rel_path for j in first] == [files[0].rel_path, files[1].rel_path]
         await store.transition(first[0].id, None, None, not_before=time.time() + 60)  # waiting to retry
-        assert [j.id for j in await store.ready_jobs(2, time.time(), ["r"])] == [first[1].id, first[1].id + 1]
-        assert await store.ready_jobs(5, time.time(), ["other"]) == []
+        assert [j.id for j in await store.ready_jobs(2, time.time(), [["r"]])] == [
+            first[1].id,
+            first[1].id + 1,
+        ]
+        assert await store.ready_jobs(5, time.time(), [["other"]]) == []
         assert await store.roots_with_work(["r", "other"]) == {"r"}
 
-        def plan(db: Any) -> str:
-            rows = db.execute(
-                "EXPLAIN QUERY PLAN SELECT id FROM jobs INDEXED BY jobs_ready WHERE state = 'pending' "
-                "AND not_before <= 1 AND root_id IN ('r') ORDER BY id LIMIT 4"
-            ).fetchall()
-            return " ".join(str(r[-1]) for r in rows)
+        def plan(index: str, order: str, where: str) -> Any:
+            def run(db: Any) -> str:
+                rows = db.execute(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM jobs INDEXED BY {index} WHERE state = 'pending' AND "
+                    f"{where} AND not_before <= 1 AND root_id IN ('r') ORDER BY priority DESC, {order}"
+                ).fetchall()
+                return " ".join(str(r[-1]) for r in rows)
 
-        assert "COVERING INDEX jobs_ready" in await store.run(plan)  # no table scan, no sort
+            return run
+
+        for index, order in (("jobs_next", "id"), ("jobs_next_smallest", "size, id")):
+            for where in ("priority > 0", "priority <= 0"):
+                found = await store.run(plan(index, order, where))
+                assert f"COVERING INDEX {index}" in found and "TEMP B-TREE" not in found, (
+                    found
+                )  # no scan, no sort
         assert len(await store.known_versions("r")) == 10_000
     finally:
         await store.close()
