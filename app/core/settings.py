@@ -88,7 +88,7 @@ class Settings:
     discord_summary_time: str = "18:00"
     machine_name: str = ""
     cloudflared_path: str = ""
-    pull_link_lifetime: float = 6 * 3600.0
+    pull_link_lifetime: float = 24 * 3600.0
     pull_stall_seconds: float = 300.0
     pull_ready_timeout: float = 30.0
     watch_roots: tuple[WatchRoot, ...] = ()

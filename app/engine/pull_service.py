@@ -46,6 +46,8 @@ class PullService:
         self._server: RangeServer | None = None
         self._tunnel: TunnelManager | None = None
         self._lock = asyncio.Lock()
+        self._following = asyncio.Lock()
+        self._generation = 0  # carried from one tunnel to the next: a new address is a new number
         self._stopping: asyncio.Future[None] | None = None
         self._wanted_by_roots = False
         self.on_status: Callable[[TunnelStatus], None] = lambda status: None
@@ -56,14 +58,16 @@ class PullService:
         return self._tunnel is not None
 
     async def follow_roots(self, roots: Iterable[WatchRoot]) -> None:
-        """Run while some folder wants pull mode, stop when none does."""
+        """Run while some folder wants pull mode, stop when none does. One change at a time, in
+        the order they came: a stop never overtakes the start before it."""
         wanted = any(r.upload_mode in PULL_MODES for r in roots)
         self._wanted_by_roots = wanted
-        if wanted:
-            await self.start()
-        elif self.running:
-            await self.stop()
-            self._health(TUNNEL, None, "Off: every watch folder uses push.", None)
+        async with self._following:
+            if wanted:
+                await self.start()
+            elif self.running:
+                await self.stop()
+                self._health(TUNNEL, None, "Off: every watch folder uses push.", None)
 
     async def start(self) -> None:
         if self._stopping is not None:
@@ -73,8 +77,10 @@ class PullService:
                 return
             self._server = RangeServer(max_in_flight=self._max_in_flight)
             port = await self._server.start()
-            self._tunnel = TunnelManager(origin_port=port, state_dir=self._state_dir, command=self._command,
-                                         on_status=self._status_changed)  # fmt: skip
+            self._tunnel = TunnelManager(
+                origin_port=port, state_dir=self._state_dir, command=self._command,
+                on_status=self._status_changed, generation=self._generation,
+            )  # fmt: skip
             self._tunnel.ready_budget = self.ready_timeout
             self._tunnel.start()
             log.info("pull mode: range server on 127.0.0.1:%d, starting the tunnel", port)
@@ -152,6 +158,7 @@ class PullService:
                 await self.stop()
 
     def _status_changed(self, status: TunnelStatus) -> None:
+        self._generation = max(self._generation, status.generation)
         if status.state is TunnelState.READY:
             self._health(TUNNEL, None, f"Up at {status.url}", None)
         elif status.state is TunnelState.FAILED:

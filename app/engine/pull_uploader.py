@@ -19,6 +19,7 @@ server): a complete one is verified and kept, anything else is deleted and pulle
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from concurrent.futures import Executor
 from app.core.jobs import Job, JobPhase, UploadState, WatchRoot
 from app.engine import failpoints
 from app.engine.content_hash import BackgroundHash
-from app.engine.push_uploader import PushUploader, remote_name
+from app.engine.push_uploader import PushUploader, remote_name, run_unhalted
 from app.engine.queue_store import QueueStore
 from app.engine.upload_errors import FileChanged, UploadRejected
 from app.frameio.client import FrameioClient
@@ -65,10 +66,11 @@ class PullUploader:
         self._tunnel_status = tunnel_status
         self._on_progress = on_progress
         self._hash_executor = hash_executor
-        self.link_lifetime = 6 * 3600.0
+        self.link_lifetime = 24 * 3600.0  # 50 GB at 15 Mbit/s takes 7.4 h
         self.stall_seconds = 300.0
-        self.verify_timeout = 6 * 3600.0
+        self.verify_timeout = 24 * 3600.0
         self.on_phase: Callable[[int, JobPhase], None] = lambda job_id, phase: None
+        self._creating: dict[int, asyncio.Future[None]] = {}  # job id → its pull request in flight
 
     async def upload(
         self, job: Job, root: WatchRoot, account_id: str, folder_id: str, sha256: str | None = None
@@ -123,20 +125,33 @@ class PullUploader:
 
     async def _pull_once(self, job: Job, account_id: str, folder_id: str) -> None:
         self.on_phase(job.id, JobPhase.CREATING)
+        earlier = self._creating.get(job.id)
+        if earlier is not None and not earlier.done():  # a halted attempt's request, still answering
+            await asyncio.wait([earlier])
+            up = await self._store.upload_state(job.id)
+            if up.remote_file_id:
+                await self._push.discard(job, up, account_id)  # its link is gone: it cannot finish
         tunnel = await self._tunnel_ready()
         server = self._server()
-        publication = await asyncio.to_thread(server.publish, job.abs_path, self.link_lifetime)
+        publication = await _publish(server, job.abs_path, self.link_lifetime)
         try:
             if (publication.size, publication.mtime_ns) != (job.size, job.mtime_ns):
                 raise FileChanged(
                     f"{job.name} changed before it was uploaded; the new version is queued instead."
                 )
             url = tunnel.url + server.url_path(publication)  # type: ignore[operator]
-            await self._create(job, account_id, folder_id, url, publication)
+            step = asyncio.ensure_future(self._create(job, account_id, folder_id, url, publication))
+            self._creating[job.id] = step
+            step.add_done_callback(functools.partial(self._created, job.id))
+            await run_unhalted(step)  # mark, ask, record: never cut in half by a pause or a stop
             self.on_phase(job.id, JobPhase.SENDING)
             await self._follow(job, account_id, publication, tunnel.generation)
         finally:
             server.forget(publication.token)  # never reachable past this attempt
+
+    def _created(self, job_id: int, step: asyncio.Future[None]) -> None:
+        if self._creating.get(job_id) is step:
+            del self._creating[job_id]
 
     async def _create(
         self, job: Job, account_id: str, folder_id: str, url: str, publication: Publication
@@ -149,13 +164,9 @@ class PullUploader:
                 account_id, folder_id, remote_name(job.name), url
             )
         except OutcomeUnknown as exc:
-            # It may have been created: its source is cut off, so it fails; delete it, then pull anew.
-            self._server().unpublish(publication.token)
             log.info("%s: %s; checking before pulling again", job.rel_path, exc.message)
-            await asyncio.sleep(self._push.outcome_wait)
-            up = await self._store.upload_state(job.id)
-            await self._remove_lost(job, up, account_id, folder_id)
-            raise _Reissue("the pull request's answer was lost") from None
+            await self._after_lost_answer(job, account_id, folder_id, publication, mark)
+            return
         failpoints.hit("after_create")
         if not await self._store.record_upload(job.id, created.id, created.media_type, (), None, mark=mark,
                                                remote_url=created.view_url):  # fmt: skip
@@ -163,16 +174,41 @@ class PullUploader:
             raise _Reissue("a late answer's file is not needed")
         log.info("%s: Frame.io is pulling it as %s", job.rel_path, created.id)
 
-    async def _remove_lost(self, job: Job, up: UploadState, account_id: str, folder_id: str) -> None:
-        """Files an unanswered pull request may have made: this name, not delivered, no job's."""
-        if up.create_started_at is not None:
-            await asyncio.sleep(max(0.0, up.create_started_at + self._push.listing_settle - time.time()))
+    async def _after_lost_answer(
+        self, job: Job, account_id: str, folder_id: str, publication: Publication, mark: float
+    ) -> None:
+        """The request may have been carried out. If Frame.io never asked for the link, it was
+        not: cut the link (a late fetch then fails) and look for a file to delete. If it did, the
+        file Frame.io made is found by name among the files no job knows: complete at the right
+        size, with every byte served by us, it is adopted (recorded, then followed as usual);
+        unfinished, it is deleted. Either way, never a second copy."""
+        server = self._server()
+        served = server.served.get(publication.token)
+        asked = served is not None and served.requests > 0
+        if not asked:
+            server.unpublish(publication.token)
+        await asyncio.sleep(max(self._push.outcome_wait, mark + self._push.listing_settle - time.time()))
+        served = server.served.get(publication.token)
+        whole = served is not None and served.covered >= job.size
         known = await self._store.known_remote_ids()
         name = remote_name(job.name)
         for remote in await self._client.files_in(account_id, folder_id):
-            if remote.name == name and remote.status == "created" and remote.id not in known:
+            if remote.name != name or remote.id in known:
+                continue
+            adoptable = asked and whole and remote.status != "created" and remote.file_size == job.size
+            if adoptable and await self._store.record_upload(
+                job.id, remote.id, remote.media_type, (), None, mark=mark, remote_url=remote.view_url
+            ):
+                log.info(
+                    "%s: the unanswered pull request was carried out (%s); keeping it",
+                    job.rel_path,
+                    remote.id,
+                )
+                return
+            if remote.status == "created" and remote.file_size in (0, job.size):
                 log.info("%s: removing %s left by an unanswered pull request", job.rel_path, remote.id)
                 await self._client.delete_file(account_id, remote.id)
+        raise _Reissue("the pull request's answer was lost")
 
     async def _follow(self, job: Job, account_id: str, publication: Publication, generation: int) -> None:
         up = await self._store.upload_state(job.id)
@@ -182,7 +218,9 @@ class PullUploader:
         deadline = time.monotonic() + self.verify_timeout
         while time.monotonic() < deadline:
             served = server.served.get(publication.token)
-            if served is not None and served.changed:
+            if served is None:  # the range server was restarted: this link is gone
+                raise _Reissue("pull mode was restarted")
+            if served.changed:
                 raise FileChanged(f"{job.name} changed while Frame.io was fetching it.")
             status = await self._client.upload_status(account_id, up.remote_file_id)
             if status.complete:
@@ -196,13 +234,29 @@ class PullUploader:
             if status.failed:
                 raise _Reissue("Frame.io could not fetch it")
             # Every byte read: Frame.io is assembling it, whatever the tunnel does now.
-            all_read = served is not None and served.covered >= job.size
+            all_read = served.covered >= job.size
             if self._tunnel_status().generation != generation and not all_read:
                 raise _Reissue("the tunnel restarted with a new address")
-            if served is not None and not all_read:
+            if not all_read:
                 self._on_progress(job.id, served.covered)
                 if time.monotonic() - served.last_request > self.stall_seconds:
                     raise _Reissue(f"Frame.io read nothing for {self.stall_seconds:.0f} s")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, POLL_MAX)
-        raise _Reissue(f"Frame.io had not finished pulling after {self.verify_timeout / 3600:.0f} h")
+        raise _Reissue(f"Frame.io had not finished pulling after {self.verify_timeout / 3600:g} h")
+
+
+async def _publish(server: RangeServer, path: str, lifetime: float) -> Publication:
+    """Published in a worker thread (a stat on a network volume can be slow); if we are
+    cancelled meanwhile, the link is withdrawn as soon as it exists."""
+    publishing = asyncio.ensure_future(asyncio.to_thread(server.publish, path, lifetime))
+    try:
+        return await asyncio.shield(publishing)
+    except asyncio.CancelledError:
+
+        def withdraw(done: asyncio.Future[Publication]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                server.forget(done.result().token)
+
+        publishing.add_done_callback(withdraw)
+        raise

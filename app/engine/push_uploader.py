@@ -235,7 +235,7 @@ class PushUploader:
         step = asyncio.ensure_future(self._create_and_record(job, account_id, folder_id))
         self._creating[job.id] = step
         step.add_done_callback(functools.partial(self._create_finished, job.id))
-        await _unhalted(step)
+        await run_unhalted(step)
 
     def _create_finished(self, job_id: int, step: asyncio.Future[None]) -> None:
         if self._creating.get(job_id) is step:
@@ -278,8 +278,9 @@ class PushUploader:
     async def remove_lost_placeholders(
         self, job: Job, up: UploadState, account_id: str, folder_id: str, *, settle: bool = True
     ) -> None:
-        """Delete placeholders an interrupted create may have left: this name and size, still
-        ``created``, and known to no job (a newer version of the file may be uploading)."""
+        """Delete placeholders an interrupted create may have left: this name and size (or size
+        0: a remote upload's file before it is fetched), still ``created``, and known to no job
+        (a newer version of the file may be uploading)."""
         if settle and up.create_started_at is not None:  # listings can lag behind a create
             await asyncio.sleep(max(0.0, up.create_started_at + self.listing_settle - time.time()))
         known = await self._store.known_remote_ids()
@@ -287,7 +288,7 @@ class PushUploader:
         for remote in await self._client.files_in(account_id, folder_id):
             if (
                 remote.name == name
-                and remote.file_size == job.size
+                and remote.file_size in (job.size, 0)
                 and remote.status == "created"
                 and (remote.id not in known)
             ):
@@ -390,7 +391,7 @@ class PushUploader:
             else:
                 if response.status_code < 300:
                     self._unreachable.pop(job.id, None)
-                    await _unhalted(self._confirm_part(job, handle, index))
+                    await run_unhalted(self._confirm_part(job, handle, index))
                     return
                 if response.status_code in (403, 404):
                     raise PartUrlRejected(f"storage refused part {index + 1} (HTTP {response.status_code})")
@@ -534,7 +535,7 @@ async def _open_for_reading(path: str) -> BinaryIO:
         raise
 
 
-async def _unhalted(step: Coroutine[Any, Any, None] | asyncio.Future[None]) -> None:
+async def run_unhalted(step: Coroutine[Any, Any, None] | asyncio.Future[None]) -> None:
     """Run a short step to its end even if we are halted meanwhile (waiting CREATE_GRACE at most)."""
     task = asyncio.ensure_future(step)
     try:

@@ -130,7 +130,7 @@ class EngineService:
             self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,
             self._board.progress, self._hash_executor,
         )  # fmt: skip
-        self._puller.link_lifetime = settings.pull_link_lifetime
+        self._puller.link_lifetime = self._puller.verify_timeout = settings.pull_link_lifetime
         self._puller.stall_seconds = settings.pull_stall_seconds
         self._puller.on_phase = self._board.phase
         self.pull.on_status = lambda status: self._wake()  # a tunnel back up: waiting pulls go

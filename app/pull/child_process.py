@@ -32,13 +32,19 @@ def clean_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.upper().startswith("TUNNEL_")}
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def _preexec() -> Callable[[], None] | None:
-    return _die_with_parent if sys.platform.startswith("linux") else None
+    """Resolved here, in the parent: the child between fork and exec only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody would stop us
+            os._exit(1)
+
+    return die_with_parent
 
 
 async def spawn(argv: Sequence[str], env: Mapping[str, str]) -> asyncio.subprocess.Process:
@@ -157,14 +163,15 @@ def command_line(pid: int) -> str | None:
     return found.stdout.strip() or None
 
 
-def reap_orphan(path: Path, wait: float = 5.0) -> int | None:
-    """Blocking: stop the cloudflared a crashed run left (its pid in the pidfile). Returns its
-    pid if one was stopped."""
+def reap_orphan(path: Path, marker: str = "", wait: float = 5.0) -> int | None:
+    """Blocking: stop the cloudflared a crashed run left (its pid in the pidfile). Only one whose
+    command line holds ``marker`` (our own config file's path): after a reboot the pid may be the
+    user's own cloudflared. Returns its pid if one was stopped."""
     pid = read_pid(path)
     if pid is None or pid == os.getpid():
         return None
     line = command_line(pid)
-    if line is None or "cloudflared" not in line:
+    if line is None or "cloudflared" not in line or marker not in line:
         with contextlib.suppress(OSError):
             path.unlink()  # stale: no such process, or the pid is someone else's now
         return None

@@ -10,7 +10,7 @@ published, and nothing else can be learnt from it:
 - no listings, ``Cache-Control: no-store, private``, at most ``max_in_flight`` requests at once
   (well under the tunnel's 200), the others a 503 with ``Retry-After``;
 - GET and HEAD only, with ranges (``range_header``), ``ETag``/``Last-Modified``, ``If-Range`` and
-  ``If-None-Match``; the bytes go by ``sendfile`` where the OS has it;
+  ``If-None-Match``; the bytes are read in a worker thread, a slice ahead of the socket;
 - a file that changes while published (size, mtime, inode) is never served again: mixed bytes
   would make a corrupt upload that looks fine. ``on_changed`` tells the engine, whose job fails.
 Access logs name the publication by a short digest of its token, never the token itself.
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 24  # 192 random bits
 NOT_FOUND = b"Not found.\n"
 NO_STORE = {"Cache-Control": "no-store, private"}
+SLICE = 1 << 20  # bytes read per worker-thread hop
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class RangeServer:
     async def _serve(self, request: web.Request, publication: Publication) -> web.StreamResponse:
         fobj: IO[bytes] = await asyncio.to_thread(open, publication.path, "rb")
         try:
-            if _identity(os.fstat(fobj.fileno())) != _identity_of(publication):
+            if await _current(fobj) != _identity_of(publication):
                 self._changed(publication)
                 return web.Response(status=404, body=NOT_FOUND, content_type="text/plain", headers=NO_STORE)
             headers = {
@@ -216,39 +217,49 @@ class RangeServer:
                 response.headers["Content-Range"] = answer.content_range(publication.size)
             await response.prepare(request)
             if request.method == "GET" and answer.length > 0:
-                await self._send(request, response, fobj, answer.start, answer.length)
-                if _identity(os.fstat(fobj.fileno())) != _identity_of(publication):
-                    self._changed(publication)  # rewritten while it was sent: those bytes may be mixed
-                    raise ConnectionResetError("the file changed while it was sent")
-                served = self.served.get(publication.token)
-                if served is not None:
-                    served.add(answer.start, answer.length)
-                    served.last_request = self._clock()
+                await self._send(response, fobj, publication, answer.start, answer.length)
             await response.write_eof()
             log.debug("range server: %s %s %s", publication.label, request.method, response.status)
             return response
         finally:
             fobj.close()
 
-    async def _send(self, request: web.Request, response: web.StreamResponse, fobj: IO[bytes], offset: int,
-                    count: int) -> None:  # fmt: skip
-        """``sendfile`` (zero copy) where the OS has it, else reads of 1 MiB."""
-        transport = request.transport
-        if transport is None:
-            raise ConnectionResetError("the client went away")
+    async def _send(self, response: web.StreamResponse, fobj: IO[bytes], publication: Publication,
+                    offset: int, count: int) -> None:  # fmt: skip
+        """Read in a worker thread (an uncached file on a network volume can take seconds to
+        read: never on the event loop), one slice ahead of the socket. The last slice goes only
+        once the file is seen unchanged: a rewrite during the send ends the response short, so
+        no fetcher ever holds a complete answer made of two versions."""
+        fd = fobj.fileno()
+        end = offset + count
+        served = self.served.get(publication.token)
+        reading = asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(SLICE, count), offset))
+        position = offset
         try:
-            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
-            return
-        except NotImplementedError:
-            pass
-        fobj.seek(offset)
-        left = count
-        while left > 0:
-            chunk = await asyncio.to_thread(fobj.read, min(left, 1 << 20))
-            if not chunk:
-                raise ConnectionResetError("the file got shorter while it was sent")
-            await response.write(chunk)
-            left -= len(chunk)
+            while True:
+                chunk = await reading
+                if not chunk:
+                    raise ConnectionResetError("the file got shorter while it was sent")
+                start, position = position, position + len(chunk)
+                last = position >= end
+                if last:
+                    if await _current(fobj) != _identity_of(publication):
+                        self._changed(publication)
+                        raise ConnectionResetError("the file changed while it was sent")
+                else:
+                    reading = asyncio.ensure_future(
+                        asyncio.to_thread(os.pread, fd, min(SLICE, end - position), position)
+                    )
+                await response.write(chunk)
+                if served is not None:
+                    served.add(start, len(chunk))
+                    served.last_request = self._clock()
+                if last:
+                    return
+        finally:
+            if not reading.done():
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
 
     def _changed(self, publication: Publication) -> None:
         log.warning("range server: %s changed on disk while published; no longer served", publication.label)
@@ -262,6 +273,10 @@ class RangeServer:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+async def _current(fobj: IO[bytes]) -> tuple[int, int, int]:
+    return _identity(await asyncio.to_thread(os.fstat, fobj.fileno()))
 
 
 def _identity_of(publication: Publication) -> tuple[int, int, int]:

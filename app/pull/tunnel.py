@@ -37,6 +37,8 @@ from app.core.event_wait import wait_set
 from app.pull import child_process
 
 log = logging.getLogger(__name__)
+URL_PATH = re.compile(r"(https?://[^\s/\"']+)/[^\s\"']*")
+PATH_FIELD = re.compile(r"((?:path|dest|url|originService)=\"?)(/[^\s\"]*)")
 BANNER_URL = re.compile(r"(https?://[A-Za-z0-9.-]+(?::\d+)?)\s*\|?\s*$")
 READY_BUDGET = 30.0  # seconds from start to a tunnel that answers
 HEALTH_EVERY = 5.0  # seconds between /ready checks while it runs
@@ -70,6 +72,12 @@ class TunnelStatus:
 
 class TunnelUnavailable(ServiceUnavailable):
     title = "Tunnel unavailable"
+
+
+def scrub(line: str) -> str:
+    """cloudflared's line without any URL path or request path: those hold pull links."""
+    line = URL_PATH.sub(lambda m: m.group(1) + "/…", line)
+    return PATH_FIELD.sub(lambda m: m.group(1) + "…", line)
 
 
 def public_url(hostname: str) -> str:
@@ -125,6 +133,7 @@ class TunnelManager:
         on_status: Callable[[TunnelStatus], None] = lambda status: None,
         ready_budget: float = READY_BUDGET,
         env: dict[str, str] | None = None,
+        generation: int = 0,
     ) -> None:
         """``command``: how to run cloudflared (its path, or the stand-in's argv); None if it
         was not found (the status then says so)."""
@@ -139,7 +148,7 @@ class TunnelManager:
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail: deque[str] = deque(maxlen=40)
         self.restarts = 0
-        self._generation = 0
+        self._generation = generation  # continues a previous manager's count: never the same twice
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -194,11 +203,17 @@ class TunnelManager:
                 action="Reinstall PostFlow, or set the cloudflared path in Settings → Pull mode.",
             ))  # fmt: skip
             return
-        await asyncio.to_thread(self._prepare)
         backoff = BACKOFF_FIRST
         while True:
             began = time.monotonic()
-            message, action = await self._run_once()
+            try:
+                await asyncio.to_thread(self._prepare)
+                message, action = await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # our own disk, a bug: said, and tried again, never silent
+                log.exception("tunnel: could not run cloudflared")
+                message, action = f"The tunnel could not be run ({exc}).", "PostFlow tries again."
             if time.monotonic() - began > STABLE_AFTER:
                 backoff = BACKOFF_FIRST
             self.restarts += 1
@@ -210,7 +225,7 @@ class TunnelManager:
 
     def _prepare(self) -> None:
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        child_process.reap_orphan(self.pidfile)
+        child_process.reap_orphan(self.pidfile, marker=str(self.config_file))
         # Our own config: nothing in it, so no ingress rule of the user's can override --url.
         self.config_file.write_text("# written by PostFlow: the tunnel's settings are its flags\n")
 
@@ -239,9 +254,9 @@ class TunnelManager:
                 f"cloudflared could not be started ({exc.strerror or exc}).",
                 "Check the cloudflared path in Settings.",
             )
-        child_process.write_pidfile(self.pidfile, self.process.pid)
         self._drain = asyncio.get_running_loop().create_task(self._drain_stderr(self.process))
         try:
+            await asyncio.to_thread(child_process.write_pidfile, self.pidfile, self.process.pid)
             async with httpx.AsyncClient(timeout=5.0, trust_env=False) as http:
                 url = await self._until_ready(http, metrics_port)
                 if url is None:
@@ -252,7 +267,7 @@ class TunnelManager:
                 await self._watch(http, metrics_port)
                 return explain_failure(list(self.stderr_tail), self.process.returncode)
         finally:
-            await self._stop_child()
+            await asyncio.shield(self._stop_child())  # a second cancel must not skip the kill
 
     async def _until_ready(self, http: httpx.AsyncClient, metrics_port: int) -> str | None:
         assert self.process is not None
@@ -307,15 +322,17 @@ class TunnelManager:
             line = await process.stderr.readline()
             if not line:
                 return
-            text = line.decode(errors="replace").rstrip()
+            raw = line.decode(errors="replace").rstrip()
+            found = BANNER_URL.search(raw.rstrip("| "))
+            if found and ("trycloudflare.com" in raw or "127.0.0.1" in raw) and "--url" not in raw:
+                self._banner_url = found[1]
+            text = scrub(raw)  # a failed origin request names its URL, whose path is a pull link
             self.stderr_tail.append(text)
             log.debug("cloudflared: %s", text)
-            found = BANNER_URL.search(text.rstrip("| "))
-            if found and ("trycloudflare.com" in text or "127.0.0.1" in text) and "--url" not in text:
-                self._banner_url = found[1]
 
     async def _stop_child(self) -> None:
-        process, self.process = self.process, None
+        """Idempotent: the child is forgotten only once it is dead."""
+        process = self.process
         if process is not None:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -324,6 +341,8 @@ class TunnelManager:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                     await process.wait()
+            if self.process is process:
+                self.process = None
             await asyncio.to_thread(child_process.clear_pidfile, self.pidfile, process.pid)
         drain, self._drain = self._drain, None
         if drain is not None:

@@ -30,6 +30,8 @@ async def fault_response(
         if scope == "parts" and request.can_read_body:
             await request.content.read(64 * 1024)  # die mid-upload, as Wi-Fi does
         await drop_connection(request)
+    if kind in ("lost", "lost_late"):  # outside the API, where the work is not split from the answer
+        await drop_connection(request)
     if kind == "garbage":
         return web.Response(status=200, text="<html><body>Gateway says hi</body></html>",
                             content_type="text/html")  # fmt: skip

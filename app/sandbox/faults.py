@@ -5,7 +5,9 @@ Scopes: ``parts`` (storage PUTs), ``api`` (Frame.io /v4), ``ims`` (Adobe), ``dis
 ``slow``).
 Kinds: ``400`` (a refusal), ``500``, ``503``, ``429``, ``reset`` (connection dropped), ``stall``
 (no answer for ``stall_seconds``, then dropped), ``garbage`` (200 with a body that is not JSON), ``lost`` (the
-request is carried out, then the connection drops before the answer: a lost response).
+request is carried out, then the connection drops before the answer: a lost response), ``lost_late``
+(carried out, then the answer is held for ``stall_seconds`` before the connection drops: what a
+client timing out on a slow answer sees, while the work goes on).
 ``only`` limits a scope's faults to one operation id (e.g. ``files.create_local_upload``).
 A seeded RNG keeps a run reproducible.
 """
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCOPES = ("parts", "api", "ims", "discord", "fetch")
-KINDS = ("400", "500", "503", "429", "reset", "stall", "garbage", "lost")
+KINDS = ("400", "500", "503", "429", "reset", "stall", "garbage", "lost", "lost_late")
 FETCH_KINDS = ("reset", "stall", "slow")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def operation(name: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             sb = get_sandbox(request)
             sb.stats[name] += 1
             kind = sb.faults.pick("api", name)
-            if kind is not None and kind != "lost":
+            if kind is not None and kind not in ("lost", "lost_late"):
                 return await fault_response(sb, request, "api", kind, operation=name)
             user = sb.user_for_access_token(request)
             if user is None:
@@ -71,7 +72,9 @@ def operation(name: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             except ApiError as err:
                 return error_response(err, headers)
             response.headers.update(headers)
-            if kind == "lost":  # done, but the answer never arrives
+            if kind == "lost_late":  # done, and the answer held until the client gave up
+                await asyncio.sleep(sb.config.stall_seconds)
+            if kind in ("lost", "lost_late"):  # done, but the answer never arrives
                 await drop_connection(request)
             return response
 

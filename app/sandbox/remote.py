@@ -87,28 +87,48 @@ class _Result:
 
 async def _plain(session: aiohttp.ClientSession, url: str, result: _Result) -> None:
     result.sb.stats["fetch.get"] += 1
+    slow = result.sb.faults.pick("fetch") == "slow"  # one request: only "slow" makes sense whole
     async with session.get(url) as resp:
         if resp.status != 200:
             raise _SourceError(f"source answered HTTP {resp.status}")
-        async for chunk in resp.content.iter_chunked(CHUNK):
+        async for chunk in resp.content.iter_chunked(SLOW_SIP if slow else CHUNK):
             await result.add(chunk)
+            if slow:
+                await asyncio.sleep(SLOW_PAUSE)
         if resp.content_length is not None and result.size != resp.content_length:
             raise _SourceError("source sent fewer bytes than announced")
 
 
 async def _head(session: aiohttp.ClientSession, url: str, sb: Sandbox) -> tuple[int, str | None] | None:
-    """The source's size and strong validator, or None if it will not say (fetch it plainly)."""
-    sb.stats["fetch.head"] += 1
-    async with session.head(url, allow_redirects=True) as resp:
-        if resp.status in (404, 410):
-            raise _SourceError(f"source answered HTTP {resp.status}")
-        length = resp.headers.get("Content-Length")
-        if resp.status != 200 or length is None or not length.isdigit():
-            return None
-        etag = resp.headers.get("ETag")
-        if "bytes" not in resp.headers.get("Accept-Ranges", ""):
-            return None
-        return int(length), (etag if etag and not etag.startswith("W/") else None)
+    """The source's size and strong validator, or None if it will not say (fetch it plainly).
+    A busy or failing source (429, 5xx, a dropped connection) is asked again, as for a chunk."""
+    problem = ""
+    for attempt in range(sb.config.remote_fetch_retries + 1):
+        if attempt:
+            sb.stats["fetch.retry"] += 1
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        sb.stats["fetch.head"] += 1
+        try:
+            async with session.head(url, allow_redirects=True) as resp:
+                if resp.status == 429 or resp.status >= 500:
+                    problem = f"HTTP {resp.status}"
+                    continue
+                if resp.status in (404, 410):
+                    raise _SourceError(f"source answered HTTP {resp.status}")
+                length = resp.headers.get("Content-Length")
+                if resp.status != 200 or length is None or not length.isdigit():
+                    return None
+                etag = resp.headers.get("ETag")
+                if "bytes" not in resp.headers.get("Accept-Ranges", ""):
+                    return None
+                return int(length), (etag if etag and not etag.startswith("W/") else None)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            problem = type(exc).__name__
+    raise _SourceError(f"the source's HEAD failed {sb.config.remote_fetch_retries + 1} times ({problem})")
+
+
+class _NoRanges(Exception):
+    """The source answered a Range request with the whole file: it does not do ranges."""
 
 
 async def _read_body(sb: Sandbox, resp: aiohttp.ClientResponse, want: int, fault: str | None) -> bytes:
@@ -154,8 +174,10 @@ async def _chunk(
                     if got is None or (int(got[1]), int(got[2])) != (start, end) or got[3] != str(size):
                         raise _SourceError("source answered a range other than the one asked for")
                     return await _read_body(sb, resp, end - start + 1, fault)
-                if resp.status == 200:  # the validator no longer holds: the file changed
+                if resp.status == 200 and etag:  # the validator no longer holds: the file changed
                     raise _SourceError("source changed while it was fetched (If-Range no longer holds)")
+                if resp.status == 200:
+                    raise _NoRanges
                 if resp.status == 416:
                     raise _SourceError("source is shorter than it said")
                 problem = f"HTTP {resp.status}"
@@ -205,10 +227,17 @@ async def _fetch(sb: Sandbox, f: File, source_url: str, target: Path) -> tuple[i
                 raise _StorageError(exc) from None
         result = _Result(sb, sink)
         try:
+            if shape is not None:
+                try:
+                    await _ranged(session, source_url, result, *shape)
+                except _NoRanges:
+                    if sink is not None:
+                        await asyncio.to_thread(sink.seek, 0)
+                        await asyncio.to_thread(sink.truncate)
+                    result = _Result(sb, sink)
+                    shape = None
             if shape is None:
                 await _plain(session, source_url, result)
-            else:
-                await _ranged(session, source_url, result, *shape)
         finally:
             if sink is not None:
                 sink.close()

@@ -198,3 +198,63 @@ async def test_a_lost_answer_to_the_pull_request_leaves_no_duplicate(pulling: Ha
     await _all_done(pulling, 1)
     check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
     assert pulling.sandbox.control("/_sandbox/faults")["injected"]["api"] == 1
+
+
+async def test_an_answer_lost_after_frameio_fetched_everything_is_adopted_not_pulled_twice(
+    pulling: Harness,
+) -> None:
+    """The create is carried out and the file fetched while the answer is held, then the
+    connection drops: the file Frame.io made is found and kept, not deleted and pulled again."""
+    pulling.env["POSTFLOW_LISTING_SETTLE"] = "0.5"
+    pulling.sandbox.control("/_sandbox/settings", {"stall_seconds": 1.5})
+    pulling.sandbox.control(
+        "/_sandbox/faults",
+        {"api": {"burst": 1, "burst_kind": "lost_late", "only": "files.create_remote_upload"}},
+    )
+    write_random(pulling.watch / "held.mov", 300_000, seed=13)
+    engine = await pulling.start()
+    engine._puller._push.outcome_wait = 0.2
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    stats = pulling.sandbox.control("/_sandbox/stats")
+    assert stats["files.create_remote_upload"] == 1  # one request, carried out once, kept
+    assert [j.remote_file_id for j in await engine.jobs()] == [_pulled(pulling)[0]["id"]]
+
+
+async def test_one_long_whole_file_get_is_not_taken_for_a_stall(pulling: Harness) -> None:
+    """A fetcher that reads the whole file in one slow GET keeps the link alive while bytes flow."""
+    pulling.env["POSTFLOW_PULL_STALL_SECONDS"] = "1"
+    pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_chunk": 0})
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
+    write_random(pulling.watch / "one_take.mov", 32 * 1024 * 1024, seed=14)  # 5 s: past what sockets buffer
+    engine = await pulling.start()
+    progress: list[int] = []
+
+    async def done() -> bool:
+        jobs = await engine.jobs()
+        live = engine._board.live_bytes()
+        progress.extend(v for v in live.values() if v)
+        return bool(jobs) and jobs[0].state is JobState.DONE
+
+    await wait_for(done, 90, "the slow pull delivered")
+    stats = pulling.sandbox.control("/_sandbox/stats")
+    assert stats["files.create_remote_upload"] == 1 and stats.get("fetch.get") == 1  # never re-issued
+    assert any(0 < p < 32 * 1024 * 1024 for p in progress), progress  # progress moved during the GET
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+
+
+async def test_switching_a_folder_from_pull_to_push_mid_transfer_leaves_one_copy(pulling: Harness) -> None:
+    pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_parallel": 1})
+    pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
+    write_random(pulling.watch / "switch.mov", 4 * 1024 * 1024, seed=15)
+    engine = await pulling.start()
+
+    def under_way() -> bool:
+        return engine.pull.running and any(s.covered > 0 for s in engine.pull.server().served.values())
+
+    await wait_for(under_way, 60, "the pull under way")
+    await engine.set_upload_mode(engine.roots[0].id, "push")
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert _pulled(pulling) == []  # the unfinished pull was removed; the file went by push
+    await wait_for(lambda: not engine.pull.running, 30, "the tunnel stopped")

@@ -217,3 +217,31 @@ async def test_a_live_link_is_masked_in_any_log_line_and_forgotten_once_dead(tmp
         assert publication.token in SECRETS.redact(line)  # dead for good: no longer worth a slot
     finally:
         await server.stop()
+
+
+async def test_a_file_rewritten_during_a_send_never_reaches_the_client_whole(tmp_path: Path) -> None:
+    """The last slice goes only once the file is seen unchanged: a fetcher reading while the
+    render is rewritten in place gets a short answer, never a complete mix of two versions."""
+    media = tmp_path / "graded.mov"
+    media.write_bytes(os.urandom(6 * 1024 * 1024))
+    server = RangeServer()
+    port = await server.start()
+    changed: list[str] = []
+    server.on_changed = lambda token, path: changed.append(path)
+    try:
+        publication = server.publish(str(media), 60)
+        got = bytearray()
+        url = f"http://127.0.0.1:{port}{server.url_path(publication)}"
+        async with httpx.AsyncClient(timeout=10) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                async with http.stream("GET", url) as r:
+                    async for piece in r.aiter_raw(64 * 1024):
+                        got += piece
+                        if len(got) == 64 * 1024:
+                            media.write_bytes(os.urandom(6 * 1024 * 1024))  # same size, new bytes
+                            os.utime(media, ns=(publication.mtime_ns + 10**9, publication.mtime_ns + 10**9))
+            assert (await http.get(url)).status_code == 404
+        assert len(got) < 6 * 1024 * 1024 and changed == [str(media)]
+        assert server.served[publication.token].changed
+    finally:
+        await server.stop()

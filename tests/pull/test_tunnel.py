@@ -224,3 +224,42 @@ def test_cloudflared_dies_with_a_killed_parent(tmp_path: Path) -> None:
     while not gone():
         assert time.monotonic() < deadline, "cloudflared outlived its killed parent"
         time.sleep(0.05)
+
+
+def test_cloudflareds_lines_lose_every_url_path_before_they_are_logged_or_shown() -> None:
+    from app.pull.tunnel import scrub
+
+    line = ('2026-12-03T10:00:00Z ERR  error="Unable to reach the origin service" '
+            'dest=https://ab-cd.trycloudflare.com/Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4 path=/Zm9vYmFyYmF6 '
+            'originService=http://127.0.0.1:4321/Zm9vYmFy')  # fmt: skip
+    clean = scrub(line)
+    assert "Zm9v" not in clean and "ab-cd.trycloudflare.com/…" in clean and "127.0.0.1:4321/…" in clean
+    assert (
+        scrub("INF Registered tunnel connection connIndex=0")
+        == "INF Registered tunnel connection connIndex=0"
+    )
+
+
+async def test_a_cloudflared_that_is_not_ours_is_never_reaped(
+    origin: tuple[RangeServer, Path], tmp_path: Path
+) -> None:
+    """After a reboot the pid in the pidfile may be the user's own cloudflared: left alone."""
+    server, _ = origin
+    theirs = tmp_path / "theirs.yml"
+    theirs.write_text("")
+    users = subprocess.Popen(
+        [*cloudflared.command(), "tunnel", "--no-autoupdate", "--config", str(theirs),
+         "--url", f"http://127.0.0.1:{server.port}"],
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        state = tmp_path / "state"
+        state.mkdir()
+        child_process.write_pidfile(state / "cloudflared.pid", users.pid)
+        reaped = await asyncio.to_thread(
+            child_process.reap_orphan, state / "cloudflared.pid", str(state / "cloudflared.yml")
+        )
+        assert reaped is None and users.poll() is None
+    finally:
+        users.kill()
+        users.wait()

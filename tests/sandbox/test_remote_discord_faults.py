@@ -91,7 +91,10 @@ def test_remote_upload_from_a_bad_source_fails(
     for url in (f"{source_server}/missing", "http://127.0.0.1:1/refused"):
         created = _remote(api, seed_ids, "broken.mov", url)
         path = status_url.format(a=seed_ids["account"], f=created["id"])
-        status = _wait(lambda p=path: (s := api.get(p).json()["data"])["upload_failed"] and s)
+        # polled slower than the status limit (5/s): a refused source is retried for a moment
+        status = _wait(
+            lambda p=path: (time.sleep(0.25), s := api.get(p).json()["data"])[1]["upload_failed"] and s
+        )
         assert status["upload_complete"] is False
 
 
