@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,10 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 24  # 192 random bits
 NOT_FOUND = b"Not found.\n"
 NO_STORE = {"Cache-Control": "no-store, private"}
-SLICE = 1 << 20  # bytes read per worker-thread hop
+SLICE = 32 << 20  # bytes brought into the page cache by a worker thread, then sent by sendfile
+SEND_PIECE = 8 << 20  # bytes per sendfile call: progress and activity are counted per piece
+FINAL_PIECE = 64 << 10  # the response's last bytes, sent once the file is seen unchanged
+WARM_BUFFER = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -217,49 +221,55 @@ class RangeServer:
                 response.headers["Content-Range"] = answer.content_range(publication.size)
             await response.prepare(request)
             if request.method == "GET" and answer.length > 0:
-                await self._send(response, fobj, publication, answer.start, answer.length)
+                await self._send(request, response, fobj, publication, answer.start, answer.length)
             await response.write_eof()
             log.debug("range server: %s %s %s", publication.label, request.method, response.status)
             return response
         finally:
             fobj.close()
 
-    async def _send(self, response: web.StreamResponse, fobj: IO[bytes], publication: Publication,
-                    offset: int, count: int) -> None:  # fmt: skip
-        """Read in a worker thread (an uncached file on a network volume can take seconds to
-        read: never on the event loop), one slice ahead of the socket. The last slice goes only
-        once the file is seen unchanged: a rewrite during the send ends the response short, so
-        no fetcher ever holds a complete answer made of two versions."""
+    async def _send(self, request: web.Request, response: web.StreamResponse, fobj: IO[bytes],
+                    publication: Publication, offset: int, count: int) -> None:  # fmt: skip
+        """Slice by slice: a worker thread first reads each slice (an uncached file on a network
+        volume can take seconds to read: never on the event loop), then ``sendfile`` sends it
+        from the page cache without a copy, piece by piece, while the thread already reads the
+        next slice. The last piece goes only once the file is seen unchanged: a rewrite during
+        the send ends the response short, so no fetcher ever holds a complete answer made of two
+        versions."""
+        transport = request.transport
         fd = fobj.fileno()
         end = offset + count
         served = self.served.get(publication.token)
-        reading = asyncio.ensure_future(asyncio.to_thread(os.pread, fd, min(SLICE, count), offset))
+        loop = asyncio.get_running_loop()
+        warming = asyncio.ensure_future(asyncio.to_thread(_warm, fd, offset, min(SLICE, count)))
         position = offset
         try:
-            while True:
-                chunk = await reading
-                if not chunk:
+            while position < end:
+                got = await warming
+                if got <= 0:
                     raise ConnectionResetError("the file got shorter while it was sent")
-                start, position = position, position + len(chunk)
-                last = position >= end
-                if last:
-                    if await _current(fobj) != _identity_of(publication):
-                        self._changed(publication)
-                        raise ConnectionResetError("the file changed while it was sent")
-                else:
-                    reading = asyncio.ensure_future(
-                        asyncio.to_thread(os.pread, fd, min(SLICE, end - position), position)
+                start, position = position, position + got
+                if position < end:
+                    warming = asyncio.ensure_future(
+                        asyncio.to_thread(_warm, fd, position, min(SLICE, end - position))
                     )
-                await response.write(chunk)
-                if served is not None:
-                    served.add(start, len(chunk))
-                    served.last_request = self._clock()
-                if last:
-                    return
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the client went away")
+                for piece, size in _pieces(start, got, end):  # progress and activity as they go
+                    if piece + size >= end and await _current(fobj) != _identity_of(publication):
+                        self._changed(publication)  # checked before the last few bytes leave
+                        raise ConnectionResetError("the file changed while it was sent")
+                    try:
+                        await loop.sendfile(transport, fobj, piece, size)
+                    except NotImplementedError:  # no sendfile here: read again, in a thread
+                        await response.write(await asyncio.to_thread(os.pread, fd, size, piece))
+                    if served is not None:
+                        served.add(piece, size)
+                        served.last_request = self._clock()
         finally:
-            if not reading.done():
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
+            if not warming.done():
+                warming.cancel()
+                await asyncio.gather(warming, return_exceptions=True)
 
     def _changed(self, publication: Publication) -> None:
         log.warning("range server: %s changed on disk while published; no longer served", publication.label)
@@ -273,6 +283,48 @@ class RangeServer:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _pieces(start: int, count: int, end: int) -> list[tuple[int, int]]:
+    """(offset, size) of each ``sendfile`` call for a slice; the response's final bytes are a
+    small piece of their own, sent only after the last check."""
+    stop = start + count
+    bulk_end = max(start, end - FINAL_PIECE) if stop >= end else stop
+    out = [(p, min(SEND_PIECE, bulk_end - p)) for p in range(start, bulk_end, SEND_PIECE)]
+    if stop > bulk_end:
+        out.append((bulk_end, stop - bulk_end))
+    return out
+
+
+def _warm(fd: int, offset: int, count: int) -> int:
+    """Blocking (a worker thread): bring the slice into the page cache so ``sendfile`` sends it
+    without waiting on the disk; returns how many bytes there are (fewer: the file got shorter).
+    Linux pulls the pages with a ``sendfile`` to /dev/null (no copy); elsewhere they are read."""
+    done = 0
+    if _DEVNULL is not None:
+        while done < count:
+            n = os.sendfile(_DEVNULL, fd, offset + done, count - done)
+            if n <= 0:
+                break
+            done += n
+        return done
+    scratch = bytearray(min(count, WARM_BUFFER))
+    view = memoryview(scratch)
+    while done < count:
+        n = os.preadv(fd, [view[: min(len(scratch), count - done)]], offset + done)
+        if n <= 0:
+            break
+        done += n
+    return done
+
+
+def _devnull() -> int | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return os.open(os.devnull, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+
+
+_DEVNULL = _devnull()
 
 
 async def _current(fobj: IO[bytes]) -> tuple[int, int, int]:

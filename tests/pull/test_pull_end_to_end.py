@@ -223,7 +223,7 @@ async def test_an_answer_lost_after_frameio_fetched_everything_is_adopted_not_pu
 
 async def test_one_long_whole_file_get_is_not_taken_for_a_stall(pulling: Harness) -> None:
     """A fetcher that reads the whole file in one slow GET keeps the link alive while bytes flow."""
-    pulling.env["POSTFLOW_PULL_STALL_SECONDS"] = "1"
+    pulling.env["POSTFLOW_PULL_STALL_SECONDS"] = "3"  # the one GET takes about 5 s
     pulling.sandbox.control("/_sandbox/settings", {"remote_fetch_chunk": 0})
     pulling.sandbox.control("/_sandbox/faults", {"fetch": {"rate": 1.0, "kinds": ["slow"]}})
     write_random(pulling.watch / "one_take.mov", 32 * 1024 * 1024, seed=14)  # 5 s: past what sockets buffer

@@ -223,7 +223,8 @@ async def test_a_file_rewritten_during_a_send_never_reaches_the_client_whole(tmp
     """The last slice goes only once the file is seen unchanged: a fetcher reading while the
     render is rewritten in place gets a short answer, never a complete mix of two versions."""
     media = tmp_path / "graded.mov"
-    media.write_bytes(os.urandom(6 * 1024 * 1024))
+    size = 64 * 1024 * 1024  # well past what loopback sockets buffer ahead of a slow reader
+    media.write_bytes(os.urandom(size))
     server = RangeServer()
     port = await server.start()
     changed: list[str] = []
@@ -238,10 +239,10 @@ async def test_a_file_rewritten_during_a_send_never_reaches_the_client_whole(tmp
                     async for piece in r.aiter_raw(64 * 1024):
                         got += piece
                         if len(got) == 64 * 1024:
-                            media.write_bytes(os.urandom(6 * 1024 * 1024))  # same size, new bytes
+                            media.write_bytes(os.urandom(size))  # same size, new bytes
                             os.utime(media, ns=(publication.mtime_ns + 10**9, publication.mtime_ns + 10**9))
             assert (await http.get(url)).status_code == 404
-        assert len(got) < 6 * 1024 * 1024 and changed == [str(media)]
+        assert len(got) < size and changed == [str(media)]
         assert server.served[publication.token].changed
     finally:
         await server.stop()
