@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -37,12 +37,14 @@ class PullService:
         health: HealthSet,
         ready_timeout: float = 30.0,
         max_in_flight: int = 64,
+        throttle: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._state_dir = state_dir
         self._command = list(command) if command else None
         self._health = health
         self.ready_timeout = ready_timeout
         self._max_in_flight = max_in_flight
+        self._throttle = throttle
         self._server: RangeServer | None = None
         self._tunnel: TunnelManager | None = None
         self._lock = asyncio.Lock()
@@ -75,7 +77,7 @@ class PullService:
         async with self._lock:
             if self._tunnel is not None:
                 return
-            self._server = RangeServer(max_in_flight=self._max_in_flight)
+            self._server = RangeServer(max_in_flight=self._max_in_flight, throttle=self._throttle)
             port = await self._server.start()
             self._tunnel = TunnelManager(
                 origin_port=port, state_dir=self._state_dir, command=self._command,

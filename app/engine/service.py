@@ -125,6 +125,7 @@ class EngineService:
             state_dir=settings.paths.data_dir,
             command=cloudflared_command(settings.cloudflared_path, settings.sandbox),
             health=self._set_health, ready_timeout=settings.pull_ready_timeout,
+            throttle=self._limiter.consume,
         )  # fmt: skip
         self._puller = PullUploader(
             self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,

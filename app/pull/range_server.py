@@ -25,7 +25,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from typing import IO
@@ -98,8 +98,17 @@ class Served:
 
 
 class RangeServer:
-    def __init__(self, *, max_in_flight: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        throttle: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        """``throttle(n)`` is awaited before n bytes leave: the uploads' shared bandwidth limit
+        (and its schedule) holds for pulls too."""
         self.max_in_flight = max_in_flight
+        self._throttle = throttle
         self._clock = clock
         self._published: dict[str, Publication] = {}
         self.served: dict[str, Served] = {}  # by token, kept after unpublish until ``forget``
@@ -259,6 +268,8 @@ class RangeServer:
                     if piece + size >= end and await _current(fobj) != _identity_of(publication):
                         self._changed(publication)  # checked before the last few bytes leave
                         raise ConnectionResetError("the file changed while it was sent")
+                    if self._throttle is not None:
+                        await self._throttle(size)
                     try:
                         await loop.sendfile(transport, fobj, piece, size)
                     except NotImplementedError:  # no sendfile here: read again, in a thread

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -258,3 +259,34 @@ async def test_switching_a_folder_from_pull_to_push_mid_transfer_leaves_one_copy
     check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
     assert _pulled(pulling) == []  # the unfinished pull was removed; the file went by push
     await wait_for(lambda: not engine.pull.running, 30, "the tunnel stopped")
+
+
+async def test_switching_from_push_to_pull_mid_transfer_removes_the_half_sent_push(pulling: Harness) -> None:
+    pulling.root_options = {"upload_mode": "push"}
+    pulling.env["POSTFLOW_BANDWIDTH_LIMIT"] = "400000"  # 400 KB/s: the push takes a few seconds
+    write_random(pulling.watch / "late_switch.mov", 2 * 1024 * 1024, seed=16)
+    engine = await pulling.start()
+
+    async def some_parts_sent() -> bool:
+        jobs = await engine.jobs()
+        return bool(jobs) and (await engine.store.upload_state(jobs[0].id)).parts_done != frozenset()
+
+    await wait_for(some_parts_sent, 60, "the push under way")
+    pushed = next(f["id"] for f in pulling.remote_files())
+    await engine.set_upload_mode(engine.roots[0].id, "pull")
+    await _all_done(pulling, 1)
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+    assert [f["source"] for f in pulling.remote_files()] == ["remote"]  # went by pull in the end
+    assert pushed not in {f["id"] for f in pulling.remote_files()}
+
+
+async def test_the_bandwidth_limit_holds_for_pulls_too(pulling: Harness) -> None:
+    pulling.env["POSTFLOW_BANDWIDTH_LIMIT"] = "1000000"  # 1 MB/s
+    path = write_random(pulling.watch / "capped.mov", 3 * 1000 * 1000, seed=17)
+    engine = await pulling.start()
+    await wait_for(lambda: engine.pull.ready_now(), 30, "the tunnel up")
+    started = asyncio.get_running_loop().time()
+    await _all_done(pulling, 1)
+    took = asyncio.get_running_loop().time() - started
+    assert took >= (path.stat().st_size - 1_000_000) / 1_000_000 * 0.9  # one second of burst allowed
+    check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
