@@ -173,6 +173,10 @@ class QueueWindow(QMainWindow):
 
         buttons = QHBoxLayout()
         self.retry_button = self._button(tab, buttons, "&Retry", self.retry_selected)
+        self.next_button = self._button(tab, buttons, "Upload &next", self.upload_next_selected)
+        self.next_button.setToolTip(
+            "Put the selected waiting files ahead of every other (uploads under way go on)"
+        )
         self.cancel_button = self._button(tab, buttons, "&Cancel upload", self.cancel_selected)
         self.reveal_button = self._button(tab, buttons, "Show in &folder", self.reveal_selected)
         self.open_button = self._button(tab, buttons, "Open in Frame.&io", self.open_selected)
@@ -321,6 +325,7 @@ class QueueWindow(QMainWindow):
         rows = self.selected_rows()
         views = [r.view for r in rows if r.view is not None]
         self.retry_button.setEnabled(any(v.state in (JobState.FAILED, JobState.CANCELLED) for v in views))
+        self.next_button.setEnabled(any(v.state in (JobState.PENDING, JobState.PAUSED) for v in views))
         self.cancel_button.setEnabled(
             any(v.state in (JobState.PENDING, JobState.UPLOADING, JobState.PAUSED, JobState.FAILED)
                 for v in views)
@@ -332,6 +337,16 @@ class QueueWindow(QMainWindow):
     def retry_selected(self) -> None:
         ids = self._selected_jobs((JobState.FAILED, JobState.CANCELLED))
         self._bridge.run(lambda: self._each(self._engine.retry, ids))
+
+    def upload_next_selected(self) -> None:
+        """In reverse, so the first selected ends up first of all."""
+        ids = list(reversed(self._selected_jobs((JobState.PENDING, JobState.PAUSED))))
+
+        async def put_first() -> None:
+            for job_id in ids:
+                await self._engine.upload_next(job_id)
+
+        self._bridge.run(put_first)
 
     def cancel_selected(self) -> None:
         ids = self._selected_jobs((JobState.PENDING, JobState.UPLOADING, JobState.PAUSED, JobState.FAILED))
@@ -393,8 +408,8 @@ class QueueWindow(QMainWindow):
     def _context_menu(self, point: QPoint) -> None:
         self._update_buttons()
         menu = QMenu(self)
-        for button in (self.retry_button, self.cancel_button, self.reveal_button, self.open_button,
-                       self.remove_button):  # fmt: skip
+        for button in (self.next_button, self.retry_button, self.cancel_button, self.reveal_button,
+                       self.open_button, self.remove_button):  # fmt: skip
             action = menu.addAction(button.text().replace("&", ""))
             action.setEnabled(button.isEnabled())
             action.triggered.connect(button.click)

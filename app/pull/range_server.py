@@ -41,6 +41,7 @@ NOT_FOUND = b"Not found.\n"
 NO_STORE = {"Cache-Control": "no-store, private"}
 SLICE = 32 << 20  # bytes brought into the page cache by a worker thread, then sent by sendfile
 SEND_PIECE = 8 << 20  # bytes per sendfile call: progress and activity are counted per piece
+PROBE_EVERY = 1 << 20  # how finely a slice is probed for being in the page cache
 FINAL_PIECE = 64 << 10  # the response's last bytes, sent once the file is seen unchanged
 WARM_BUFFER = 256 << 10
 
@@ -250,7 +251,7 @@ class RangeServer:
         end = offset + count
         served = self.served.get(publication.token)
         loop = asyncio.get_running_loop()
-        warming = asyncio.ensure_future(asyncio.to_thread(_warm, fd, offset, min(SLICE, count)))
+        warming = _warming(fd, offset, min(SLICE, count))
         position = offset
         try:
             while position < end:
@@ -259,9 +260,7 @@ class RangeServer:
                     raise ConnectionResetError("the file got shorter while it was sent")
                 start, position = position, position + got
                 if position < end:
-                    warming = asyncio.ensure_future(
-                        asyncio.to_thread(_warm, fd, position, min(SLICE, end - position))
-                    )
+                    warming = _warming(fd, position, min(SLICE, end - position))
                 if transport is None or transport.is_closing():
                     raise ConnectionResetError("the client went away")
                 for piece, size in _pieces(start, got, end):  # progress and activity as they go
@@ -307,6 +306,32 @@ def _pieces(start: int, count: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
+def _warming(fd: int, offset: int, count: int) -> asyncio.Future[int]:
+    """The slice's size once it is in the page cache: at once if it already is (a cheap probe),
+    else after a worker thread brought it in."""
+    if _cached(fd, offset, count):
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.set_result(count)
+        return done
+    return asyncio.ensure_future(asyncio.to_thread(_warm, fd, offset, count))
+
+
+def _cached(fd: int, offset: int, count: int) -> bool:
+    """Is the slice in the page cache? One byte read without waiting (``RWF_NOWAIT``) every
+    ``PROBE_EVERY`` bytes and at the end: any that would wait means no. Never blocks; where the
+    OS or the file system cannot tell, the answer is no (the thread reads it)."""
+    if not _NOWAIT:
+        return False
+    probe = bytearray(1)
+    offsets = [*range(offset, offset + count, PROBE_EVERY), offset + count - 1]
+    try:
+        return all(os.preadv(fd, [probe], at, os.RWF_NOWAIT) == 1 for at in offsets)
+    except BlockingIOError:
+        return False
+    except OSError:  # EOPNOTSUPP and the like: this file system cannot say
+        return False
+
+
 def _warm(fd: int, offset: int, count: int) -> int:
     """Blocking (a worker thread): bring the slice into the page cache so ``sendfile`` sends it
     without waiting on the disk; returns how many bytes there are (fewer: the file got shorter).
@@ -336,6 +361,7 @@ def _devnull() -> int | None:
 
 
 _DEVNULL = _devnull()
+_NOWAIT = hasattr(os, "RWF_NOWAIT")
 
 
 async def _current(fobj: IO[bytes]) -> tuple[int, int, int]:

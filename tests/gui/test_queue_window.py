@@ -218,3 +218,37 @@ async def test_search_filters_as_you_type(sandbox: Any, watch_dir: Path, tray_en
         window.search.clear()
         await until(lambda: window.model.total == 3, "all again")
         assert window.model.headerData(0, Qt.Orientation.Horizontal) == "File"
+
+
+async def test_upload_next_puts_the_chosen_file_first(sandbox: Any, watch_dir: Path, tray_env: None) -> None:
+    async with tray_app(sandbox, watch_dir) as app:
+        window = app.window
+        app.open_window()
+        app.engine.scheduler.max_concurrent = 1
+        await app.engine.pause_all()
+        for name in ("a_first.mov", "b_second.mov", "c_urgent.mov"):
+            drop(watch_dir, name)
+        window.filter_buttons[QueueFilter.ACTIVE].click()
+
+        def queued() -> bool:
+            return window.model.rowCount() == 3 and all(window.model.row(i).view for i in range(3))
+
+        await until(queued, "three queued", 60)
+        select(app, "c_urgent.mov")
+        assert window.next_button.isEnabled()
+        window.next_button.click()
+
+        async def put_first() -> bool:
+            return any(j.rel_path == "c_urgent.mov" and j.priority > 0 for j in await app.engine.jobs())
+
+        await until(put_first, "put first")
+        started: list[str] = []
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, JobStateChanged) and event.view.job.state is JobState.UPLOADING:
+                started.append(event.view.job.rel_path)
+
+        app.engine.bus.subscribe(on_event)
+        await app.engine.resume_all()
+        await until(lambda: started, "an upload started", 60)
+        assert started[0] == "c_urgent.mov"  # the newest of the three, started before the oldest

@@ -246,3 +246,25 @@ async def test_a_file_rewritten_during_a_send_never_reaches_the_client_whole(tmp
         assert server.served[publication.token].changed
     finally:
         await server.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="the page-cache probe is Linux's")
+def test_a_slice_not_in_the_page_cache_is_read_by_a_thread_first(tmp_path: Path) -> None:
+    """The event loop sends only what is cached; an evicted slice is seen as such by the probe
+    (which never waits) and brought in by the worker thread."""
+    from app.pull import range_server
+
+    media = tmp_path / "evicted.mov"
+    with media.open("wb") as fh:
+        fh.write(os.urandom(8 * 1024 * 1024))
+        fh.flush()
+        os.fsync(fh.fileno())
+    fd = os.open(media, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if range_server._cached(fd, 0, 8 * 1024 * 1024):
+            pytest.skip("this file system keeps everything in memory (tmpfs): nothing to evict")
+        assert range_server._warm(fd, 0, 8 * 1024 * 1024) == 8 * 1024 * 1024
+        assert range_server._cached(fd, 0, 8 * 1024 * 1024)
+    finally:
+        os.close(fd)
