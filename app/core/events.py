@@ -193,6 +193,7 @@ class Snapshot:
     health: tuple[Health, ...]  # every component that reported, ok or not
     roots: tuple[WatchRoot, ...]
     bandwidth_note: str | None = None  # "Limited to 20 MB/s by the schedule until 19:00"
+    update: UpdateNotice | None = None  # a newer PostFlow on the release feed (shown in the menu)
 
     @property
     def offline(self) -> bool:
@@ -206,6 +207,23 @@ class Snapshot:
             or self.auth is AuthState.SIGNED_OUT
             or any(not h.ok for h in self.health)
         )
+
+
+@dataclass(frozen=True)
+class UpdateNotice:
+    """A newer release on the feed; PostFlow only tells, never installs."""
+
+    version: str
+    notes: str
+    download_url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class UpdateAvailable:
+    """Published once per new version (remembered across restarts): tell the user once."""
+
+    notice: UpdateNotice
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ class Settings:
     discord_summary_time: str = "18:00"
     machine_name: str = ""
     cloudflared_path: str = ""
+    update_feed_url: str = ""
     pull_link_lifetime: float = 24 * 3600.0
     pull_stall_seconds: float = 300.0
     pull_ready_timeout: float = 30.0
@@ -400,6 +401,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "machine_name", "discord.machine_name", ("POSTFLOW_MACHINE_NAME",), _str,
         "this computer's name in Discord messages (empty: its host name)",
+    ),
+    SettingSpec(
+        "update_feed_url", "updates.feed_url", ("POSTFLOW_UPDATE_FEED",), _str,
+        "release feed read once a day to say when a newer PostFlow is out (empty: no check; the sandbox "
+        "serves one in demo mode); PostFlow never installs anything by itself",
     ),
     SettingSpec(
         "cloudflared_path", "pull.cloudflared", ("POSTFLOW_CLOUDFLARED",), _str,

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from app import __version__
 from app.auth.service import AuthService
 from app.core.errors import ConfigError, PostFlowError, SignedOut
 from app.core.events import (
@@ -66,6 +67,7 @@ from app.engine.root_health import RootIdentity, RootMonitor
 from app.engine.root_registry import NO_LONGER_WATCHED, RootRegistry
 from app.engine.scheduler import NETWORK, TOUCHED_NOTE, Scheduler
 from app.engine.tree_scan import Seen
+from app.engine.update_check import UpdateChecker
 from app.engine.upload_router import UploadRouter
 from app.engine.version_stacker import VersionStacker, describe, follow_up_fields, routed_dir
 from app.engine.watcher import SEEN_ONE_BY_ONE, FoundFile, Watcher
@@ -79,6 +81,13 @@ UNCANCELLED = (JobState.PENDING, JobState.PAUSED, JobState.FAILED, JobState.UPLO
 PAUSED_KEY = "paused"
 GONE_NOTE = "Deleted from the watch folder before it was uploaded."
 SNAPSHOT_EVERY = 0.5  # seconds: at most this often a SnapshotChanged, however busy the engine
+
+
+def update_feed(settings: Settings) -> str:
+    """The feed in the settings; in sandbox mode, the sandbox's own (the demo shows it too)."""
+    if settings.update_feed_url or not settings.sandbox or not settings.sandbox_url:
+        return settings.update_feed_url
+    return f"{settings.sandbox_url.rstrip('/')}/_sandbox/releases/feed.json"
 
 
 class EngineService:
@@ -113,6 +122,7 @@ class EngineService:
         self._board.describe = lambda job: describe(self._roots.get(job.root_id), job.rel_path)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
         self.timetable = BandwidthTimetable(self._limiter)
+        self.updates = UpdateChecker(self.store, bus, update_feed(settings), __version__)
         self.timetable.configure(settings.bandwidth_schedule, settings.bandwidth_limit)
         self._parts_http = PartSender(settings.part_timeout, self._limiter)
         self._uploader = PushUploader(
@@ -222,6 +232,7 @@ class EngineService:
         self._spawn(self.loop_lag.run())
         self.timetable.on_change = self._snapshot_due.set
         self.timetable.start()
+        self.updates.start()
         self._started = True
         self._announce()
 
@@ -237,6 +248,7 @@ class EngineService:
                 await asyncio.gather(task, return_exceptions=True)
         await self._guard.stop()
         await self.timetable.stop()
+        await self.updates.stop()
         await self.review_watch.stop()
         await self.version_stacker.stop()
         await self.scheduler.stop()
@@ -294,7 +306,7 @@ class EngineService:
             user_email=tokens.user_email if tokens else None,
             account_id=tokens.account_id if tokens else None,
             health=self.health_monitor.items(self._roots.values()), roots=tuple(self._roots.values()),
-            bandwidth_note=self.timetable.note(),
+            bandwidth_note=self.timetable.note(), update=self.updates.available,
         )  # fmt: skip
 
     async def check_health(self) -> tuple[Health, ...]:

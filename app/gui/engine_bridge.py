@@ -28,6 +28,7 @@ from app.core.events import (
     SettlingChanged,
     Snapshot,
     SnapshotChanged,
+    UpdateAvailable,
 )
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EngineBridge(QObject):
     roots_changed = Signal(object)  # RootsChanged
     settings_changed = Signal(object)  # SettingsChanged
     settling_changed = Signal(object)  # SettlingChanged
+    update_available = Signal(object)  # UpdateAvailable
     failed = Signal(str, str)  # title, message: an action the user asked for did not work
 
     _ROUTES: dict[type, str] = {
@@ -55,6 +57,7 @@ class EngineBridge(QObject):
         RootsChanged: "roots_changed",
         SettingsChanged: "settings_changed",
         SettlingChanged: "settling_changed",
+        UpdateAvailable: "update_available",
     }
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from app.core.events import AuthState, Snapshot
+from app.core.events import AuthState, Snapshot, UpdateNotice
 from app.core.jobs import JobState, JobView, WatchRoot
 from app.engine.scheduler import TOUCHED_NOTE
 
@@ -24,6 +24,7 @@ class ClickTarget(Enum):
     WINDOW = "window"  # open the queue window
     LINK = "link"  # open ``Notice.link`` (the file on Frame.io)
     SIGN_IN = "sign_in"  # start the sign-in
+    DOWNLOAD = "download"  # open ``Notice.link``, a release's download page
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,13 @@ class NoticePolicy:
         notices = [n for key, n in current.items() if self._told.get(key) != n.message]
         self._told = {key: n.message for key, n in current.items()}
         return notices
+
+
+def update_notice(update: UpdateNotice) -> Notice:
+    words = update.notes.strip() or "Click to open its download page; PostFlow does not install it by itself."
+    return Notice(
+        f"PostFlow {update.version} is available", words[:300], ClickTarget.DOWNLOAD, update.download_url
+    )
 
 
 def _destination(root: WatchRoot | None) -> str:

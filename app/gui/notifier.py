@@ -17,10 +17,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from app.core.events import JobStateChanged, Snapshot
+from app.core.events import JobStateChanged, Snapshot, UpdateAvailable
 from app.core.jobs import WatchRoot
 from app.gui.engine_bridge import EngineBridge
-from app.gui.notice_policy import Notice, NoticePolicy
+from app.gui.notice_policy import Notice, NoticePolicy, update_notice
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Notifier(QObject):
         self._timer.timeout.connect(self._flush)
         bridge.job_changed.connect(self._job_changed)
         bridge.snapshot_changed.connect(self._snapshot)
+        bridge.update_available.connect(self._update)
         tray.messageClicked.connect(self._balloon_clicked)
 
     def expect_signed_out(self) -> None:
@@ -66,6 +67,9 @@ class Notifier(QObject):
         self._roots = {r.id: r for r in snap.roots}
         for notice in self._policy.snapshot(snap):
             self._send(notice)
+
+    def _update(self, event: UpdateAvailable) -> None:
+        self._send(update_notice(event.notice))
 
     def _arm(self) -> None:
         due = self._policy.due_at()

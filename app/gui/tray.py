@@ -34,6 +34,7 @@ class TrayActions:
     sign_out: Callable[[], object]
     quit: Callable[[], object]
     user_name: Callable[[], str | None]
+    open_download: Callable[[str], object] = lambda url: None  # a newer release's page
 
 
 class Tray(QObject):
@@ -69,6 +70,8 @@ class Tray(QObject):
         self.status_action.setEnabled(False)
         self.problem_action = self._action("")
         self.problem_action.setEnabled(False)
+        self.update_action = self._action("", self._open_update)
+        self.update_action.setVisible(False)
         self.menu.addSeparator()
         self.pause_action = self._action("&Pause all uploads", self._toggle_pause)
         self.retry_action = self._action("&Retry failed", a.retry_failed)
@@ -81,6 +84,10 @@ class Tray(QObject):
         self.account_action = self._action("Sign &in with Adobe…", self._toggle_account)
         self.menu.addSeparator()
         self.quit_action = self._action("&Quit PostFlow", a.quit)
+
+    def _open_update(self) -> None:
+        if self._snapshot is not None and self._snapshot.update is not None:
+            self._actions.open_download(self._snapshot.update.download_url)
 
     def _toggle_pause(self) -> None:
         if self._snapshot is not None and self._snapshot.paused:
@@ -102,6 +109,10 @@ class Tray(QObject):
         problem = problem_line(snap)
         self.problem_action.setText(problem or "")
         self.problem_action.setVisible(problem is not None)
+        update = snap.update
+        self.update_action.setVisible(update is not None)
+        if update is not None:
+            self.update_action.setText(f"PostFlow {update.version} is available…")
         self.pause_action.setText("Resume &all uploads" if snap.paused else "&Pause all uploads")
         failed = snap.counts.get("failed", 0)
         self.retry_action.setText(f"&Retry failed ({failed})" if failed else "&Retry failed")

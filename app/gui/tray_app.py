@@ -75,6 +75,7 @@ class TrayApp(QObject):
             retry_failed=lambda: self.bridge.run(self.engine.retry_failed),
             open_window=self.open_window, open_project=self.open_project, open_settings=self.open_settings,
             sign_in=self.sign_in, sign_out=self.sign_out, quit=self.quit, user_name=self._user_name,
+            open_download=self._open_download,
         )  # fmt: skip
         self.tray = Tray(self.bridge, actions, TrayIcons())
         self.notifier = Notifier(
@@ -132,6 +133,13 @@ class TrayApp(QObject):
     def open_project(self, root_id: str) -> None:
         self.bridge.run(lambda: self.engine.project_link(root_id), done=self._open_link)
 
+    def _open_download(self, url: str) -> None:
+        """A release page is on the web, demo mode or not: PostFlow never installs by itself."""
+        try:
+            open_url(url)
+        except Exception as exc:  # noqa: BLE001 - told, never raised into Qt
+            self.show_error("Cannot open the page", str(exc))
+
     def _open_link(self, url: str | None) -> None:
         if url and self.session.demo:
             self.show_error("Demo mode", "The built-in sandbox has no Frame.io web app to open: "
@@ -161,6 +169,8 @@ class TrayApp(QObject):
         log.info("notification clicked: %s", notice.title)
         if notice.target is ClickTarget.LINK and notice.link:
             self._open_link(notice.link)
+        elif notice.target is ClickTarget.DOWNLOAD and notice.link:
+            self._open_download(notice.link)
         elif notice.target is ClickTarget.SIGN_IN:
             self.sign_in()
         else:

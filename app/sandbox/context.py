@@ -45,6 +45,7 @@ class Sandbox:
         self.discord_messages: list[dict[str, Any]] = []
         self.discord_windows: dict[str, list[float]] = {}
         self.discord_deleted: set[str] = set()  # webhook ids deleted (DELETE, as in Discord's settings)
+        self.release_feed: str | None = None  # the release feed's body, once a test sets one
         self.background: set[asyncio.Task[Any]] = set()
         self.hashes: dict[str, PartHasher] = {}  # file id -> running sha256 of received parts
         self.base_url = ""

@@ -175,6 +175,27 @@ async def ims_log(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
+@routes.get("/_sandbox/releases/feed.json")
+async def release_feed(request: web.Request) -> web.Response:
+    """The demo's release feed: the running version unless a test posted another (or garbage)."""
+    sb = get_sandbox(request)
+    if sb.release_feed is not None:
+        return web.Response(text=sb.release_feed, content_type="application/json")
+    from app import __version__
+
+    return json_response({
+        "version": __version__, "notes": "The version you run.",
+        "download_url": f"{sb.base_url}/_sandbox/releases/PostFlow-{__version__}.dmg", "sha256": "0" * 64,
+    })  # fmt: skip
+
+
+@routes.post("/_sandbox/releases/feed.json")
+async def set_release_feed(request: web.Request) -> web.Response:
+    """Whatever body is posted is served as the feed, as it is: a newer release, or a broken one."""
+    get_sandbox(request).release_feed = await request.text()
+    return json_response({"ok": True})
+
+
 @routes.get("/_sandbox/stats")
 async def stats(request: web.Request) -> web.Response:
     return json_response(dict(get_sandbox(request).stats))

@@ -324,3 +324,30 @@ async def test_a_bandwidth_schedule_is_checked_saved_and_applied_live(
             and "Limited to 20 MB/s by the schedule" in snapshot.bandwidth_note
         )
         await until(lambda: "Limited to 20 MB/s" in app.tray.icon.toolTip(), "the tooltip says so")
+
+
+async def test_a_newer_release_is_in_the_menu_and_told_once(
+    sandbox: Any, watch_dir: Path, tray_env: None
+) -> None:
+    import httpx
+
+    feed = {"version": "99.0", "notes": "Pull mode everywhere.", "download_url": "https://example.com/PostFlow.dmg",
+            "sha256": "cd" * 32}  # fmt: skip
+    httpx.post(f"{sandbox.url}/_sandbox/releases/feed.json", json=feed)
+    async with tray_app(sandbox, watch_dir) as app:
+        app.engine.updates.feed_url = f"{sandbox.url}/_sandbox/releases/feed.json"
+        await app.engine.updates.check_now()
+        await app.engine.updates.check_now()  # the daily check again: the menu keeps it, no second notice
+        app.bridge.set_snapshot(await app.engine.snapshot())
+        app.tray.refresh_menu()
+        assert (
+            app.tray.update_action.isVisible()
+            and app.tray.update_action.text() == "PostFlow 99.0 is available…"
+        )
+        await until(lambda: any(n.title == "PostFlow 99.0 is available" for n in app.notifier.sent), "told")
+        assert [n.title for n in app.notifier.sent].count("PostFlow 99.0 is available") == 1
+        opened: list[str] = []
+        app._open_download = opened.append  # type: ignore[method-assign]
+        app.tray._actions.open_download = opened.append
+        app.tray.update_action.trigger()
+        assert opened == ["https://example.com/PostFlow.dmg"]
