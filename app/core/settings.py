@@ -77,6 +77,7 @@ class Settings:
     bandwidth_limit: int = 0
     bandwidth_schedule: tuple[str, ...] = ()
     upload_order: str = "oldest"
+    prevent_sleep: bool = True
     part_timeout: float = 120.0
     listing_settle: float = 30.0
     notifications: bool = True
@@ -361,6 +362,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "bandwidth_schedule", "upload.bandwidth_schedule", ("POSTFLOW_BANDWIDTH_SCHEDULE",), _schedule,
         "limits by weekday and local time, e.g. [\"Mon-Fri 09:00-19:00 20MB/s\"]; the first rule that "
         "covers the moment wins, outside them upload.bandwidth_limit applies",
+    ),
+    SettingSpec(
+        "prevent_sleep", "upload.prevent_sleep", ("POSTFLOW_PREVENT_SLEEP",), _bool,
+        "keep the computer from sleeping while files upload (released when idle or paused)",
     ),
     SettingSpec(
         "upload_order", "upload.order", ("POSTFLOW_UPLOAD_ORDER",), _choice(("oldest", "smallest")),

@@ -44,6 +44,7 @@ from app.core.naming import compile_rules, explain
 from app.core.roots import check_overlaps, resolved, root_id_for
 from app.core.settings import Settings, machine_name, naming_options
 from app.core.units import format_bytes
+from app.desktop.sleep_guard import SleepGuard, platform_backend
 from app.engine.account_guard import AccountGuard
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.bandwidth_timetable import BandwidthTimetable
@@ -123,6 +124,8 @@ class EngineService:
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
         self.timetable = BandwidthTimetable(self._limiter)
         self.updates = UpdateChecker(self.store, bus, update_feed(settings), __version__)
+        self.sleep_guard = SleepGuard(platform_backend())
+        self.sleep_guard.enabled = settings.prevent_sleep
         self.timetable.configure(settings.bandwidth_schedule, settings.bandwidth_limit)
         self._parts_http = PartSender(settings.part_timeout, self._limiter)
         self._uploader = PushUploader(
@@ -249,6 +252,7 @@ class EngineService:
         await self._guard.stop()
         await self.timetable.stop()
         await self.updates.stop()
+        await self.sleep_guard.close()
         await self.review_watch.stop()
         await self.version_stacker.stop()
         await self.scheduler.stop()
@@ -613,6 +617,8 @@ class EngineService:
         self._uploader.parts_per_file = s.parts_per_file
         self.timetable.configure(s.bandwidth_schedule, s.bandwidth_limit)
         self.scheduler.order = s.upload_order
+        self.sleep_guard.enabled = s.prevent_sleep
+        self._snapshot_due.set()  # a lock taken or let go by the next snapshot
         self._watcher.configure(
             self._filter(), s.stable_seconds, s.scan_interval, s.quiet_seconds, s.check_media
         )
@@ -657,7 +663,9 @@ class EngineService:
             await asyncio.sleep(SNAPSHOT_EVERY)
             self._snapshot_due.clear()
             try:
-                self.bus.publish(SnapshotChanged(await self.snapshot()))
+                snap = await self.snapshot()
+                self.bus.publish(SnapshotChanged(snap))
+                await self.sleep_guard.want(snap.uploading > 0 and not snap.paused)
             except Exception:  # e.g. our disk is full: the health says so; try on the next change
                 log.debug("snapshot not published", exc_info=True)
 
