@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(doctor)
 
+    proxy_login = sub.add_parser(
+        "proxy-login", help="keep the proxy's user name and password in the keychain (network.proxy)"
+    )
+    proxy_login.add_argument("user", nargs="?", help="the proxy user name (asks for the password)")
+    proxy_login.add_argument("--clear", action="store_true", help="forget the stored user name and password")
+    _add_settings_flags(proxy_login)
+
     publish = sub.add_parser(
         "publish", help="serve one file as pull mode does and print its URL (first line) until Ctrl-C"
     )
@@ -215,6 +222,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         write_bundle(settings, args.bundle, lines, checks)
         print(f"Diagnostics written to {args.bundle} (no tokens, secrets or webhook addresses in it).")
     return EXIT_FAILURE if any(not c["ok"] for c in checks) else EXIT_OK
+
+
+def cmd_proxy_login(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.auth.proxy_config import PROXY_KEY
+    from app.auth.service import backend_for, keychain_service
+    from app.auth.token_store import TokenStore
+
+    settings = _load(args)
+    store = TokenStore(keychain_service(settings), backend_for(settings))
+    if args.clear:
+        store.set_secret(PROXY_KEY, None)
+        print("The proxy's user name and password are forgotten.")
+        return EXIT_OK
+    if not args.user or ":" in args.user:
+        raise ConfigError("give the proxy's user name (without ':'), e.g. postflow proxy-login jane")
+    password = getpass.getpass(f"Password for {args.user} on the proxy: ")
+    store.set_secret(PROXY_KEY, f"{args.user}:{password}")
+    where = settings.proxy_url or "(set network.proxy in config.toml to use it)"
+    print(f"Kept in the keychain for the proxy {where}.")
+    return EXIT_OK
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -400,6 +429,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "sandbox": cmd_sandbox,
     "doctor": cmd_doctor,
     "publish": cmd_publish,
+    "proxy-login": cmd_proxy_login,
     "run": cmd_run,
     "login": cmd_login,
     "logout": cmd_logout,

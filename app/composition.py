@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from app.auth.ims_client import ImsClient
+from app.auth.proxy_config import httpx_options, proxy_url
 from app.auth.service import AuthService, backend_for, client_secret, endpoints_for, keychain_service
 from app.auth.token_provider import TokenProvider
 from app.auth.token_store import TokenStore
@@ -29,6 +30,7 @@ from app.engine.service import EngineService
 from app.frameio.client import FrameioClient
 from app.team.daily_summary import DailySummary
 from app.team.discord_notifier import DiscordNotifier
+from app.team.discord_webhook import TIMEOUT as DISCORD_TIMEOUT
 from app.team.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,11 @@ def connect(settings: Settings, bus: EventBus, store: TokenStore | None = None) 
     endpoints = endpoints_for(settings)
     store = store or TokenStore(endpoints.keychain_service, backend_for(settings))
     secret = client_secret(settings, endpoints, store)
-    ims_http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
+    proxy = proxy_url(settings, store)
+    ims_http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0), **httpx_options(proxy))
     ims = ImsClient(endpoints.ims_url, endpoints.client_id, client_secret=secret, http=ims_http)
     provider = TokenProvider(ims, store, bus)
-    frameio = FrameioClient(endpoints.api_url, provider)
+    frameio = FrameioClient(endpoints.api_url, provider, proxy=proxy)
     auth = AuthService(settings, endpoints, store, ims, provider, frameio)
     return Connections(settings, bus, store, provider, frameio, auth, ims_http)
 
@@ -140,7 +143,10 @@ async def running_app(
         stack.push_async_callback(engine.stop)
         discord = DiscordNotifier(
             lambda: engine.settings, Outbox(engine.store), connections.store, bus, engine.health_monitor,
-            engine.destination_of,
+            engine.destination_of, http=httpx.AsyncClient(
+                timeout=DISCORD_TIMEOUT, headers={"User-Agent": "PostFlow"},
+                **httpx_options(connections.frameio.proxy),
+            ),
         )  # fmt: skip
         discord.listen()  # before the engine starts: no delivery or failure goes unheard
         await engine.start()

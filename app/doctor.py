@@ -129,7 +129,8 @@ async def _discord(settings: Settings) -> list[Health]:
         ]
     if url is None:
         return []  # no webhook: the team channel is simply not used
-    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+    proxy = await asyncio.to_thread(_proxy, settings)
+    async with httpx.AsyncClient(timeout=TIMEOUT, proxy=proxy) as http:
         answer = await DiscordWebhook(http).check(url)
     if answer.outcome == "sent":
         return [_health("discord", None, f"The webhook answers ({answer.detail or 'Discord'}).")]
@@ -137,6 +138,16 @@ async def _discord(settings: Settings) -> list[Health]:
         return [_health("discord", f"Discord no longer accepts this webhook ({answer.detail}): it was "
                         "deleted or its address is wrong.", "")]  # fmt: skip
     return [_health("discord", f"{answer.detail}: messages wait and are sent later.", "")]
+
+
+def _proxy(settings: Settings) -> str | None:
+    """Blocking (the keychain): the manual proxy the app would use, so doctor sees what it sees."""
+    from app.auth.proxy_config import proxy_url
+
+    try:
+        return proxy_url(settings)
+    except PostFlowError:
+        return None
 
 
 def _signin(settings: Settings) -> Health:
@@ -162,7 +173,8 @@ async def _network(settings: Settings) -> list[Health]:
         return [_health("network", None, "Demo mode: the built-in sandbox starts with PostFlow.")]
     base = settings.sandbox_url or settings.api_url
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+        proxy = await asyncio.to_thread(_proxy, settings)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), proxy=proxy) as http:
             response = await http.get(f"{base}/v4/me")
     except httpx.TransportError as exc:
         where = "The sandbox" if settings.sandbox else "Frame.io"

@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from app.core.bandwidth_schedule import parse_rules
 from app.core.errors import ConfigError
@@ -90,6 +91,7 @@ class Settings:
     machine_name: str = ""
     cloudflared_path: str = ""
     update_feed_url: str = ""
+    proxy_url: str = ""
     pull_link_lifetime: float = 24 * 3600.0
     pull_stall_seconds: float = 300.0
     pull_ready_timeout: float = 30.0
@@ -207,6 +209,22 @@ def _list(value: Any) -> tuple[str, ...]:
     else:
         raise ValueError("a list of strings (or a comma-separated string)")
     return tuple(v for v in items if v)
+
+
+def _proxy(value: Any) -> str:
+    """An http(s) proxy address without credentials (they belong in the keychain)."""
+    if not isinstance(value, str):
+        raise ValueError("a proxy address such as http://proxy:3128")
+    url = value.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("a proxy address such as http://proxy:3128")
+    if parts.username or parts.password:
+        raise ValueError("a proxy address without user name or password (`postflow proxy-login` keeps them "
+                         "in the keychain)")  # fmt: skip
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
 def _schedule(value: Any) -> tuple[str, ...]:
@@ -406,6 +424,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "machine_name", "discord.machine_name", ("POSTFLOW_MACHINE_NAME",), _str,
         "this computer's name in Discord messages (empty: its host name)",
+    ),
+    SettingSpec(
+        "proxy_url", "network.proxy", ("POSTFLOW_PROXY",), _proxy,
+        "a proxy for every request PostFlow makes (sign-in, Frame.io, uploads, Discord); its user name and "
+        "password go in the keychain with `postflow proxy-login`. Empty: the environment and system proxies",
     ),
     SettingSpec(
         "update_feed_url", "updates.feed_url", ("POSTFLOW_UPDATE_FEED",), _str,

@@ -60,8 +60,12 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class PartSender:
-    def __init__(self, timeout: float, bandwidth: BandwidthLimiter, max_parts: int = 64) -> None:
+    def __init__(
+        self, timeout: float, bandwidth: BandwidthLimiter, max_parts: int = 64, proxy: str | None = None
+    ) -> None:
+        """``proxy``: the manual proxy for every part (None: the environment's and system's)."""
         self.timeout = timeout
+        self.proxy = proxy
         self._bandwidth = bandwidth
         self._executor = ThreadPoolExecutor(max_workers=max_parts, thread_name_prefix="part")
         self._tls = _tls_context()
@@ -158,7 +162,7 @@ class _Part:
 
     def _connection(self) -> http.client.HTTPConnection:
         parts = urllib.parse.urlsplit(self._url)
-        proxy = _proxy_for(parts)
+        proxy = _proxy_for(parts, self._sender.proxy)
         host, port = parts.hostname or "", parts.port
         self._target = parts.path + (f"?{parts.query}" if parts.query else "")
         where = (proxy.host, proxy.port) if proxy else (host, port)
@@ -304,13 +308,17 @@ class _Proxy:
     headers: dict[str, str]  # Proxy-Authorization when the address carries credentials
 
 
-def _proxy_for(parts: urllib.parse.SplitResult) -> _Proxy | None:
-    """HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the environment, as httpx reads them."""
+def _proxy_for(parts: urllib.parse.SplitResult, manual: str | None = None) -> _Proxy | None:
+    """The manual proxy for every address; else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY
+    from the environment (and the system's settings), as httpx reads them."""
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass(host):
+    if manual:
+        address: str | None = manual
+    elif urllib.request.proxy_bypass(host):
         return None
-    proxies = urllib.request.getproxies()
-    address = proxies.get(parts.scheme) or proxies.get("all")
+    else:
+        proxies = urllib.request.getproxies()
+        address = proxies.get(parts.scheme) or proxies.get("all")
     if not address:
         return None
     where = urllib.parse.urlsplit(address if "://" in address else f"http://{address}")

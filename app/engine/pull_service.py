@@ -23,6 +23,10 @@ from app.pull.tunnel import TunnelManager, TunnelState, TunnelStatus, TunnelUnav
 
 log = logging.getLogger(__name__)
 PROBE_SIZE = 256 * 1024
+PROXY_NOTE = (
+    "This computer reaches the internet through a proxy, which cloudflared does not use (it ignores "
+    "HTTPS_PROXY): pull mode needs direct access to Cloudflare on port 7844, else use push."
+)
 PULL_MODES = ("pull", "auto")
 TUNNEL = "tunnel"  # health component
 HealthSet = Callable[[str, str | None, str | None, str | None], None]  # component, problem, ok text, action
@@ -53,6 +57,7 @@ class PullService:
         self._stopping: asyncio.Future[None] | None = None
         self._wanted_by_roots = False
         self.on_status: Callable[[TunnelStatus], None] = lambda status: None
+        self.behind_proxy = False  # uploads go through a proxy: cloudflared cannot follow them
 
     # ---- lifecycle ----
     @property
@@ -164,7 +169,10 @@ class PullService:
         if status.state is TunnelState.READY:
             self._health(TUNNEL, None, f"Up at {status.url}", None)
         elif status.state is TunnelState.FAILED:
-            self._health(TUNNEL, status.message, None, status.action)
+            action = status.action
+            if self.behind_proxy:
+                action = (f"{action} " if action else "") + PROXY_NOTE
+            self._health(TUNNEL, status.message, None, action)
         elif status.state is TunnelState.STARTING and status.generation == 0:
             self._health(TUNNEL, None, "Starting…", None)
         self.on_status(status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -123,11 +124,11 @@ class EngineService:
         self._board.describe = lambda job: describe(self._roots.get(job.root_id), job.rel_path)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
         self.timetable = BandwidthTimetable(self._limiter)
-        self.updates = UpdateChecker(self.store, bus, update_feed(settings), __version__)
+        self.updates = UpdateChecker(self.store, bus, update_feed(settings), __version__, proxy=frameio.proxy)
         self.sleep_guard = SleepGuard(platform_backend())
         self.sleep_guard.enabled = settings.prevent_sleep
         self.timetable.configure(settings.bandwidth_schedule, settings.bandwidth_limit)
-        self._parts_http = PartSender(settings.part_timeout, self._limiter)
+        self._parts_http = PartSender(settings.part_timeout, self._limiter, proxy=frameio.proxy)
         self._uploader = PushUploader(
             self.store, frameio, self._parts_http, self._limiter, settings.parts_per_file,
             self._board.progress, self._monitor, self._hash_executor, self._trouble,
@@ -140,6 +141,7 @@ class EngineService:
             health=self._set_health, ready_timeout=settings.pull_ready_timeout,
             throttle=self._limiter.consume,
         )  # fmt: skip
+        self.pull.behind_proxy = bool(settings.proxy_url or urllib.request.getproxies().get("https"))
         self._puller = PullUploader(
             self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,
             self._board.progress, self._hash_executor,

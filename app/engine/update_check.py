@@ -75,6 +75,7 @@ class UpdateChecker:
     current_version: str
     clock: Callable[[], float] = time.time
     every: float = CHECK_EVERY
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
         self.available: UpdateNotice | None = None
@@ -128,7 +129,8 @@ class UpdateChecker:
         return notice
 
     async def _fetch(self) -> Any:
-        async with httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http:
+        options: dict[str, Any] = {"proxy": self.proxy} if self.proxy else {}
+        async with httpx.AsyncClient(timeout=20.0, follow_redirects=True, **options) as http:
             response = await http.get(self.feed_url, headers={"Accept": "application/json"})
         if response.status_code != 200:
             raise FeedError(f"the feed answered HTTP {response.status_code}")

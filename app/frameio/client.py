@@ -41,7 +41,10 @@ class FrameioClient:
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,
         http: httpx.AsyncClient | None = None,
+        proxy: str | None = None,
     ) -> None:
+        """``proxy``: a manual proxy for every request (None: the environment's and system's)."""
+        self.proxy = proxy  # the engine's other clients (parts, release feed) use the same
         self._provider = provider
         self._policy = policy or RetryPolicy()
         self._limiter = ClientRateLimiter()
@@ -56,6 +59,7 @@ class FrameioClient:
             timeout=httpx.Timeout(timeout, connect=15.0),
             auth=BearerAuth(provider),
             headers={"User-Agent": "PostFlow"},
+            proxy=proxy,
         )
 
     async def aclose(self) -> None:

@@ -200,7 +200,7 @@ class TunnelManager:
         if self._command is None:
             self._set(TunnelStatus(
                 TunnelState.FAILED, message="cloudflared was not found, so pull uploads cannot run.",
-                action="Reinstall PostFlow, or set the cloudflared path in Settings → Pull mode.",
+                action="Reinstall PostFlow, or set pull.cloudflared in config.toml to a cloudflared binary.",
             ))  # fmt: skip
             return
         backoff = BACKOFF_FIRST
@@ -252,7 +252,7 @@ class TunnelManager:
         except OSError as exc:
             return (
                 f"cloudflared could not be started ({exc.strerror or exc}).",
-                "Check the cloudflared path in Settings.",
+                "Check pull.cloudflared in config.toml.",
             )
         self._drain = asyncio.get_running_loop().create_task(self._drain_stderr(self.process))
         try:

@@ -290,3 +290,14 @@ async def test_the_bandwidth_limit_holds_for_pulls_too(pulling: Harness) -> None
     took = asyncio.get_running_loop().time() - started
     assert took >= (path.stat().st_size - 1_000_000) / 1_000_000 * 0.9  # one second of burst allowed
     check_exactly_once(pulling.sandbox, expected_from_disk(pulling.watch))
+
+
+async def test_behind_a_proxy_the_tunnel_health_says_cloudflared_cannot_use_it(
+    pulling: Harness, tmp_path: Path
+) -> None:
+    pulling.env["POSTFLOW_PROXY"] = "http://127.0.0.1:9"  # no traffic needed: the advice is what counts
+    pulling.env["POSTFLOW_CLOUDFLARED"] = str(tmp_path / "no-such-cloudflared")
+    engine = await pulling.start()
+    await wait_for(lambda: engine.health_monitor.get("tunnel") is not None, 30, "the tunnel's health")
+    tunnel = engine.health_monitor.get("tunnel")
+    assert tunnel is not None and not tunnel.ok and "ignores HTTPS_PROXY" in (tunnel.action or "")

@@ -1,0 +1,122 @@
+"""A manual proxy carries every request PostFlow makes (a real tinyproxy on loopback), with its
+credentials from the keychain; without one configured, the proxy sees nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_harness import wait_for, write_random
+from tests_auth_helpers import LOOPBACK, follow_authorize, sandbox_settings
+
+from app.auth.proxy_config import PROXY_KEY
+from app.auth.service import backend_for, keychain_service
+from app.auth.token_store import TokenStore
+from app.composition import connect, running_app
+from app.core.events import EventBus
+from app.core.jobs import JobState
+from app.core.settings import make_root
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tinyproxy") is None and not os.environ.get("POSTFLOW_REQUIRE_DESKTOP"),
+    reason="tinyproxy (Debian package) is not installed",
+)
+
+
+@dataclass
+class Proxy:
+    url: str
+    log: Path
+
+    def requests(self) -> list[str]:
+        """``METHOD URL`` of every request the proxy carried."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [line.split("): ", 1)[1].rsplit(" HTTP/", 1)[0] for line in text.splitlines()
+                if "Request (file descriptor" in line]  # fmt: skip
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[Proxy]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "tinyproxy.log"
+    conf = tmp_path / "tinyproxy.conf"
+    conf.write_text(f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Info\n'
+                    "MaxClients 200\nAllow 127.0.0.1\nBasicAuth jane s3cret\n")  # fmt: skip
+    with subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "tinyproxy did not start"
+            time.sleep(0.05)
+        yield Proxy(f"http://127.0.0.1:{port}", log)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _full_round(sandbox: Any, watch: Path, **env: str) -> None:
+    """Sign in, upload a two-part file, post a Discord message."""
+    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
+    settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2", **env)
+    if settings.proxy_url:
+        TokenStore(keychain_service(settings), backend_for(settings)).set_secret(PROXY_KEY, "jane:s3cret")
+    connections = connect(settings, EventBus())  # the token exchange: PostFlow's own IMS client
+    flow = connections.auth.new_flow(LOOPBACK)
+    await connections.auth.finish(flow, await follow_authorize(flow.authorize_url))  # the "browser"
+    await connections.aclose()
+    watch.mkdir(exist_ok=True)
+    write_random(watch / "through.mov", 400_000, seed=1)
+    settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2", **env)
+    settings = settings.__class__(
+        **{**settings.__dict__, "watch_roots": (make_root(str(watch), "Demo Project"),)}
+    )
+    async with running_app(settings) as session:
+        engine = session.engine
+
+        async def delivered() -> bool:
+            jobs = await engine.jobs()
+            return bool(jobs) and jobs[0].state is JobState.DONE
+
+        await wait_for(delivered, 60, "the file delivered")
+        await session.discord.set_webhook(f"{sandbox.url}/discord/api/webhooks/100000000000000001/tok")
+        await session.discord.send_test()
+
+
+async def test_every_request_goes_through_the_configured_proxy(
+    sandbox: Any, tinyproxy: Proxy, tmp_path: Path
+) -> None:
+    await _full_round(sandbox, tmp_path / "watch", POSTFLOW_PROXY=tinyproxy.url)
+    seen = tinyproxy.requests()
+    paths = [r.split(" ", 1)[1].split(sandbox.url, 1)[-1] for r in seen]
+    assert any(p.startswith("/ims/token") for p in paths), seen  # sign-in (and refresh)
+    assert any(p.startswith("/v4/me") for p in paths) and any("/files/local_upload" in p for p in paths)
+    assert len([r for r in seen if r.startswith("PUT ") and "/_storage/upload/" in r]) == 2  # both parts
+    assert any(r.startswith("POST ") and "/discord/api/webhooks/" in r for r in seen)
+    assert all(r.split(" ", 1)[1].startswith(sandbox.url) for r in seen)  # nothing else, nowhere else
+    stats = sandbox.control("/_sandbox/stats")
+    assert len([p for p in paths if p.startswith("/v4/")]) == sum(
+        n
+        for k, n in stats.items()
+        if k.startswith(
+            ("users.", "accounts.", "workspaces.", "projects.", "folders.", "files.")
+        )  # fmt: skip
+    )  # every Frame.io call the sandbox answered came through the proxy
+
+
+async def test_without_a_proxy_configured_the_proxy_sees_nothing(
+    sandbox: Any, tinyproxy: Proxy, tmp_path: Path
+) -> None:
+    await _full_round(sandbox, tmp_path / "watch")
+    assert tinyproxy.requests() == []
