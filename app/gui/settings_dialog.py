@@ -140,6 +140,15 @@ class SettingsDialog(QDialog):
         self.mode_box.activated.connect(lambda _i: self.change_upload_mode())
         mode_row.addWidget(mode_label)
         mode_row.addWidget(self.mode_box, 1)
+        priority_label = QLabel("&Priority:", tab)
+        self.priority_box = QSpinBox(tab)
+        self.priority_box.setRange(-1000, 1000)
+        self.priority_box.setToolTip("Folders with a higher priority upload first (default 0)")
+        self.priority_box.setAccessibleName("The selected folder's upload priority")
+        priority_label.setBuddy(self.priority_box)
+        self.priority_box.editingFinished.connect(self.change_priority)
+        mode_row.addWidget(priority_label)
+        mode_row.addWidget(self.priority_box)
         layout.addLayout(mode_row)
         self.mode_note = QLabel(TERMS_NOTE, tab)
         self.mode_note.setWordWrap(True)
@@ -174,8 +183,18 @@ class SettingsDialog(QDialog):
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
         self.mode_box.setEnabled(chosen)
+        self.priority_box.setEnabled(chosen)
         if root is not None:
             self.mode_box.setCurrentIndex(max(0, self.mode_box.findData(root.upload_mode)))
+            self.priority_box.setValue(root.priority)
+
+    def change_priority(self) -> None:
+        root = self._current_root()
+        priority = self.priority_box.value()
+        if root is None or priority == root.priority:
+            return
+        self._run_folder_action(lambda: self._engine.set_priority(root.id, priority),
+                                f"{root.path} now has priority {priority}.")  # fmt: skip
 
     def change_upload_mode(self) -> None:
         root = self._current_root()

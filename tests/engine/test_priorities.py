@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,37 @@ async def test_a_folder_that_cannot_be_reached_is_not_waited_for(store: QueueSto
     await _queue(store, "away", [("x.mov", 5)])
     await _queue(store, "here", [("y.mov", 5)])
     assert await _order(store, [["here"]]) == ["y.mov"]  # the scheduler leaves unreachable folders out
+
+
+async def test_the_engine_starts_a_higher_priority_folder_first(harness: Any, tmp_path: Path) -> None:
+    from engine_harness import wait_for, write_random
+
+    from app.core.events import JobStateChanged
+    from app.core.settings import make_root
+
+    engine = await harness.start()
+    engine.scheduler.max_concurrent = 1
+    await engine.pause_all()
+    urgent_dir = tmp_path / "urgent"
+    urgent_dir.mkdir()
+    urgent = await engine.add_root(make_root(str(urgent_dir), "Demo Project", "Urgent"))
+    await engine.set_priority(urgent.id, 10)
+    write_random(harness.watch / "older_daily.mov", 50_000, seed=1)
+
+    async def queued(n: int) -> bool:
+        return len(await engine.jobs()) == n
+
+    await wait_for(lambda: queued(1), 30, "the daily queued")
+    write_random(urgent_dir / "newer_urgent.mov", 50_000, seed=2)
+    await wait_for(lambda: queued(2), 30, "the urgent one queued")
+    started: list[str] = []
+    engine.bus.subscribe(
+        lambda e: (
+            started.append(e.view.job.rel_path)
+            if isinstance(e, JobStateChanged) and e.view.job.state is JobState.UPLOADING
+            else None
+        )
+    )
+    await engine.resume_all()
+    await wait_for(lambda: len(started) >= 2, 60, "both started")
+    assert started[0] == "newer_urgent.mov" and engine.roots[-1].priority == 10

@@ -296,6 +296,10 @@ async def test_a_folder_switched_to_pull_starts_the_tunnel_and_the_health_tab_te
         dialog.mode_box.activated.emit(dialog.mode_box.currentIndex())
         await until(lambda: not app.engine.pull.running, "the tunnel stopped when no folder pulls")
         assert "upload_mode" not in config(app)["watch"]["roots"][0]
+        dialog.priority_box.setValue(5)
+        dialog.priority_box.editingFinished.emit()
+        await until(lambda: app.engine.roots[0].priority == 5, "the folder's priority saved")
+        assert config(app)["watch"]["roots"][0]["priority"] == 5 and dialog.priority_box.value() == 5
 
 
 async def test_a_bandwidth_schedule_is_checked_saved_and_applied_live(
