@@ -67,6 +67,21 @@ def _open_blob(path: Path) -> BinaryIO:
     return path.open("wb")
 
 
+async def _open_unleaked(path: Path) -> BinaryIO:
+    """Opened in a thread; a sandbox stopping meanwhile still closes it."""
+    opening = asyncio.ensure_future(asyncio.to_thread(_open_blob, path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+
+        def close_late(done: asyncio.Future[BinaryIO]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+
+        opening.add_done_callback(close_late)
+        raise
+
+
 class _Result:
     """What was fetched so far, hashed and written strictly in order."""
 
@@ -222,7 +237,7 @@ async def _fetch(sb: Sandbox, f: File, source_url: str, target: Path) -> tuple[i
         sink = None
         if f.keep_bytes:
             try:
-                sink = await asyncio.to_thread(_open_blob, target)
+                sink = await _open_unleaked(target)
             except OSError as exc:
                 raise _StorageError(exc) from None
         result = _Result(sb, sink)
@@ -266,7 +281,7 @@ def _fail(sb: Sandbox, f: File, exc: Exception, target: Path) -> None:
     if isinstance(exc, _StorageError):
         log.error("remote upload of %s failed: %s", f.name, storage_error_message(exc.exc, target))
     else:
-        log.info("remote upload of %s failed: %s", f.name, exc or type(exc).__name__)
+        log.info("remote upload of %s failed: %s", f.name, str(exc)[:300] or type(exc).__name__)
     f.upload_failed = True
     f.updated_at = sb.clock.iso()
     sb.store.changed()

@@ -332,7 +332,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": f.media_type})
     response.content_length = f.file_size
     await response.prepare(request)
-    await _stream_blobs(sb, f, request, response)
+    if request.method != "HEAD":  # a HEAD is the headers alone (a body would poison the connection)
+        await _stream_blobs(sb, f, request, response)
     await response.write_eof()
     return response
 

@@ -212,6 +212,7 @@ def test_remote_upload_answers_with_its_status_link(
     doc = r.json()
     assert doc["links"]["status"] == f"/v4/accounts/{seed_ids['account']}/files/{doc['data']['id']}/status"
     assert api.get(doc["links"]["status"]).status_code == 200
+    _wait(lambda: api.get(doc["links"]["status"]).json()["data"]["upload_complete"])
 
 
 def test_an_empty_source_is_a_failed_upload_not_a_zero_byte_file(
