@@ -8,6 +8,7 @@ build a Frame.io client, the Frame.io client takes any token source, the engine 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -54,13 +55,17 @@ class Connections:
         await self._ims_http.aclose()
 
 
-def connect(settings: Settings, bus: EventBus, store: TokenStore | None = None) -> Connections:
+def connect(
+    settings: Settings, bus: EventBus, store: TokenStore | None = None, *, proxy: str | None | bool = False
+) -> Connections:
     """Build the token store (unless given), IMS client, token provider, Frame.io client and
     the sign-in facade. Raises ``ConfigError`` for settings that cannot work."""
     endpoints = endpoints_for(settings)
     store = store or TokenStore(endpoints.keychain_service, backend_for(settings))
     secret = client_secret(settings, endpoints, store)
-    proxy = proxy_url(settings, store)
+    if proxy is False:  # not read by the caller (off the event loop): read it now
+        proxy = proxy_url(settings, store)
+    assert proxy is None or isinstance(proxy, str)
     ims_http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0), **httpx_options(proxy))
     ims = ImsClient(endpoints.ims_url, endpoints.client_id, client_secret=secret, http=ims_http)
     provider = TokenProvider(ims, store, bus)
@@ -124,7 +129,8 @@ async def running_app(
 
             # Demo tokens open nothing real: memory, so any machine can run the demo.
             store = TokenStore(keychain_service(settings), MemoryKeyring())
-        connections = connect(settings, bus, store)
+        proxy = await asyncio.to_thread(proxy_url, settings, store)  # the keychain may ask: never on the loop
+        connections = connect(settings, bus, store, proxy=proxy)
         stack.push_async_callback(connections.aclose)
         engine = EngineService(
             settings, connections.auth, connections.frameio, bus, watch, lock=lock,

@@ -13,6 +13,7 @@ cloudflared (pull mode) does not use HTTPS proxies at all; the tunnel's health s
 
 from __future__ import annotations
 
+import base64
 import urllib.parse
 from typing import Any
 
@@ -40,9 +41,11 @@ def proxy_url(settings: Settings, store: TokenStore | None = None) -> str | None
     if not credentials:
         return base
     user, _, password = credentials.partition(":")
-    SECRETS.add(password)
+    quoted_user, quoted_password = urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    SECRETS.add(password, quoted_password, f"{quoted_user}:{quoted_password}", basic)  # however it is shown
     parts = urllib.parse.urlsplit(base)
-    netloc = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{parts.netloc}"
+    netloc = f"{quoted_user}:{quoted_password}@{parts.netloc}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, "", "", ""))
 
 

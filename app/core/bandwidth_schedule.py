@@ -19,7 +19,13 @@ from datetime import datetime, time, timedelta
 from app.core.errors import ConfigError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-UNITS = {"b/s": 1, "kb/s": 1000, "mb/s": 1000**2, "gb/s": 1000**3, "mbit/s": 125_000, "gbit/s": 125_000_000}
+# Capital B is bytes, small b or "bit" is bits, as network people write them; "mb/s" says neither.
+UNITS = {
+    "B/s": 1, "KB/s": 1000, "kB/s": 1000, "MB/s": 1000**2, "GB/s": 1000**3,
+    "kbit/s": 125, "Kbit/s": 125, "Mbit/s": 125_000, "Gbit/s": 125_000_000,
+    "kb/s": 125, "Kb/s": 125, "Mb/s": 125_000, "Gb/s": 125_000_000,
+    "kbps": 125, "Kbps": 125, "Mbps": 125_000, "Gbps": 125_000_000,
+}  # fmt: skip
 _RULE = re.compile(
     r"^\s*(?P<days>[A-Za-z,\- ]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s+"
     r"(?P<rate>unlimited|\d+(?:\.\d+)?\s*[A-Za-z/]+)\s*$",
@@ -138,14 +144,17 @@ def _clock(text: str, rule: str) -> time:
 
 
 def _rate(text: str, rule: str) -> int:
-    value = text.strip().lower().replace(" ", "")
-    if value == "unlimited":
+    value = text.strip().replace(" ", "")
+    if value.lower() == "unlimited":
         return 0
     number = re.match(r"\d+(?:\.\d+)?", value)
     assert number is not None
     unit = value[number.end() :]
     if unit not in UNITS:
-        raise ConfigError(f"bandwidth rule {rule!r}: unit {unit!r} unknown; use MB/s, KB/s, GB/s or Mbit/s")
+        hint = " (megabytes: MB/s; megabits: Mbit/s)" if unit.lower() in ("mb/s", "gb/s", "kb/s") else ""
+        raise ConfigError(
+            f"bandwidth rule {rule!r}: unit {unit!r} unknown{hint}; use MB/s, KB/s, GB/s, Mbit/s or Gbit/s"
+        )
     rate = int(float(number.group()) * UNITS[unit])
     if rate <= 0:
         raise ConfigError(f"bandwidth rule {rule!r}: a limit must be above 0 (or say unlimited)")

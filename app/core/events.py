@@ -194,6 +194,7 @@ class Snapshot:
     roots: tuple[WatchRoot, ...]
     bandwidth_note: str | None = None  # "Limited to 20 MB/s by the schedule until 19:00"
     update: UpdateNotice | None = None  # a newer PostFlow on the release feed (shown in the menu)
+    update_unannounced: bool = False  # ...that the user has not been told of yet
 
     @property
     def offline(self) -> bool:

@@ -112,6 +112,21 @@ def _url(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _optional_url(value: Any) -> str:
+    """Empty, or an http(s) address with a host a client can open."""
+    if isinstance(value, str) and not value.strip():
+        return ""
+    url = _url(value.strip() if isinstance(value, str) else value)
+    try:
+        parts = urlsplit(url)
+        ok = bool(parts.hostname) and parts.port != -1
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("an http:// or https:// URL with a host, e.g. https://example.com/feed.json")
+    return url
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("a string")
@@ -219,8 +234,15 @@ def _proxy(value: Any) -> str:
     if not url:
         return ""
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise ValueError("a proxy address such as http://proxy:3128")
+    if parts.scheme == "https":
+        raise ValueError("an http:// proxy address (PostFlow talks to the proxy in plain HTTP and goes "
+                         "through it to Frame.io over TLS); https:// proxies are not supported")  # fmt: skip
     if parts.username or parts.password:
         raise ValueError("a proxy address without user name or password (`postflow proxy-login` keeps them "
                          "in the keychain)")  # fmt: skip
@@ -431,7 +453,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "password go in the keychain with `postflow proxy-login`. Empty: the environment and system proxies",
     ),
     SettingSpec(
-        "update_feed_url", "updates.feed_url", ("POSTFLOW_UPDATE_FEED",), _str,
+        "update_feed_url", "updates.feed_url", ("POSTFLOW_UPDATE_FEED",), _optional_url,
         "release feed read once a day to say when a newer PostFlow is out (empty: no check; the sandbox "
         "serves one in demo mode); PostFlow never installs anything by itself",
     ),

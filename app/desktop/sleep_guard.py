@@ -28,6 +28,7 @@ WHO = "PostFlow"
 WHY = "Uploading files to Frame.io"
 ES_CONTINUOUS = 0x80000000
 ES_SYSTEM_REQUIRED = 0x00000001
+CALL_TIMEOUT = 5.0  # seconds a hold or release may take
 
 
 class Backend(Protocol):
@@ -57,11 +58,11 @@ class SleepGuard:
             if target == self.held or self._backend is None:
                 return
             try:
+                async with asyncio.timeout(CALL_TIMEOUT):  # a hung D-Bus never stalls the caller
+                    await self._apply(target)
                 if target:
-                    await self._backend.hold()
                     log.info("keeping the computer awake while files upload (%s)", self._backend.name)
                 else:
-                    await self._backend.release()
                     log.info("the computer may sleep again")
                 self.held = target
                 self.changes += 1
@@ -73,6 +74,10 @@ class SleepGuard:
                 else:
                     log.warning("could not let the computer sleep again (%s: %s)", type(exc).__name__, exc)
                     self.held = False
+
+    async def _apply(self, target: bool) -> None:
+        assert self._backend is not None
+        await (self._backend.hold() if target else self._backend.release())
 
     async def close(self) -> None:
         self.enabled = False
@@ -101,13 +106,14 @@ class LogindInhibitor:
             ))  # fmt: skip
         finally:
             bus.disconnect()
-        if reply is None or reply.message_type is MessageType.ERROR:
-            raise RuntimeError(reply.body[0] if reply and reply.body else "logind refused the inhibitor")
-        index = reply.body[0]
-        self._fd = os.dup(reply.unix_fds[index])  # ours to keep: the message's copies are closed
-        for fd in reply.unix_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        try:
+            if reply is None or reply.message_type is MessageType.ERROR:
+                raise RuntimeError(reply.body[0] if reply and reply.body else "logind refused the inhibitor")
+            self._fd = os.dup(reply.unix_fds[reply.body[0]])  # ours to keep
+        finally:
+            for fd in reply.unix_fds if reply is not None else ():  # the message's copies, always
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     async def release(self) -> None:
         fd, self._fd = self._fd, None

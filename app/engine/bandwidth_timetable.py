@@ -59,9 +59,29 @@ class BandwidthTimetable:
         rule = self.current.rule
         if rule is None or self.current.rate <= 0:
             return None
-        until = next_change(self._rules, self._clock())
-        when = f" until {until:%H:%M}" if until is not None else ""
+        until = self._lifts_at()
+        now = self._clock()
+        if until is None:
+            when = ""
+        elif until.date() == now.date():
+            when = f" until {until:%H:%M}"
+        else:
+            when = f" until {until:%a %H:%M}"
         return f"Limited to {describe_rate(self.current.rate)} by the schedule{when}"
+
+    def _lifts_at(self) -> datetime | None:
+        """When the limit in force really changes: boundaries of rules that do not change it
+        (a shadowed rule, a whole day followed by the next) are stepped over, a week at most."""
+        now = self._clock()
+        at = now
+        for _ in range(64):
+            boundary = next_change(self._rules, at)
+            if boundary is None or (boundary - now).days > 7:
+                return None
+            if limit_at(self._rules, boundary, self._default) != self.current:
+                return boundary
+            at = boundary
+        return None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="bandwidth-timetable")

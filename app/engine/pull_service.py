@@ -58,6 +58,7 @@ class PullService:
         self._wanted_by_roots = False
         self.on_status: Callable[[TunnelStatus], None] = lambda status: None
         self.behind_proxy = False  # uploads go through a proxy: cloudflared cannot follow them
+        self.proxy: str | None = None  # the manual proxy: the tunnel test goes out as uploads do
 
     # ---- lifecycle ----
     @property
@@ -142,7 +143,7 @@ class PullService:
             url = f"{status.url}{server.url_path(publication)}"
             started = time.monotonic()
             try:
-                async with httpx.AsyncClient(timeout=15.0, trust_env=False) as http:
+                async with httpx.AsyncClient(timeout=15.0, proxy=self.proxy) as http:  # as PostFlow goes out
                     whole = await http.get(url)
                     tail = await http.get(url, headers={"Range": "bytes=-1000"})
             except httpx.HTTPError as exc:

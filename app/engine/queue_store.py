@@ -215,12 +215,14 @@ CREATE INDEX jobs_following_up ON jobs (id) WHERE stack_state = 'waiting' OR com
 
 _V7 = """
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX jobs_next ON jobs (state, priority DESC, id, not_before, root_id);
-CREATE INDEX jobs_next_smallest ON jobs (state, priority DESC, size, id, not_before, root_id)
+CREATE INDEX jobs_next ON jobs (state, root_id, priority DESC, id, not_before);
+CREATE INDEX jobs_next_smallest ON jobs (state, root_id, priority DESC, size, id, not_before);
+CREATE INDEX jobs_by_priority ON jobs (priority)
 """
-# v7: priorities. "Upload next" gives a job a priority above every other waiting one; the
-# scheduler reads the urgent ones first, then each watch folder's tier (its ``priority``), oldest
-# or smallest first: each read is an index range, so a wake still costs what it can start.
+# v7: priorities. "Upload next" gives a job a priority above every other one; the scheduler reads,
+# per watch folder, its first waiting jobs by priority then oldest (or smallest) first, one index
+# range each with a LIMIT, and merges them: the urgent first, then the folders by their own
+# priority. A wake costs folders × what it can start, never the queue.
 
 MIGRATIONS: tuple[Migration, ...] = (_V1, _migrate_v2, _V3, _V4, _migrate_v5, _V6, _V7)
 UPLOAD_ORDERS = {"oldest": ("jobs_next", "id"), "smallest": ("jobs_next_smallest", "size, id")}
@@ -445,29 +447,30 @@ class QueueStore:
     ) -> list[Job]:
         """The pending jobs whose next try is due, in the order they should start: those put
         first ("Upload next", most recent first), then each tier of watch folders (highest
-        priority first), oldest or smallest first within it. At most ``limit``: a scheduler wake
-        costs what it can start, not what the queue holds."""
+        priority first), oldest or smallest first within it. At most ``limit``, read per folder
+        as an index range: a scheduler wake costs what it can start, not what the queue holds."""
         groups = [list(t) for t in tiers if t]
         if limit <= 0 or not groups:
             return []
         index, within = UPLOAD_ORDERS[order]
-        every = [r for g in groups for r in g]
 
         def fetch(db: sqlite3.Connection) -> list[Job]:
-            def pick(where: str, roots: list[str], left: int) -> list[int]:
-                marks = ",".join("?" * len(roots))
-                rows = db.execute(
-                    f"SELECT id FROM jobs INDEXED BY {index} WHERE state = ? AND {where} AND not_before <= ? "
-                    f"AND root_id IN ({marks}) ORDER BY priority DESC, {within} LIMIT ?",
-                    (JobState.PENDING.value, now, *roots, left),
+            def first(root_id: str, where: str) -> list[tuple[Any, ...]]:
+                return db.execute(
+                    f"SELECT priority, {within}, id FROM jobs INDEXED BY {index} WHERE state = ? AND "
+                    f"root_id = ? AND {where} AND not_before <= ? ORDER BY priority DESC, {within} LIMIT ?",
+                    (JobState.PENDING.value, root_id, now, limit),
                 ).fetchall()
-                return [int(r[0]) for r in rows]
 
-            ids = pick("priority > 0", every, limit)
+            urgent = sorted((r for g in groups for root in g for r in first(root, "priority > 0")),
+                            key=lambda r: (-r[0], *r[1:]))  # fmt: skip
+            ids = [int(r[-1]) for r in urgent[:limit]]
             for roots in groups:
                 if len(ids) >= limit:
                     break
-                ids += pick("priority <= 0", roots, limit - len(ids))
+                tier = sorted((r for root in roots for r in first(root, "priority <= 0")),
+                              key=lambda r: (-r[0], *r[1:]))  # fmt: skip
+                ids += [int(r[-1]) for r in tier[: limit - len(ids)]]
             return [_fetch(db, job_id) for job_id in ids]
 
         return await self._run(fetch)
@@ -478,9 +481,7 @@ class QueueStore:
 
         def write(db: sqlite3.Connection) -> Job | None:
             waiting = (JobState.PENDING.value, JobState.PAUSED.value)
-            top = db.execute(
-                "SELECT COALESCE(MAX(priority), 0) FROM jobs WHERE state IN (?, ?)", waiting
-            ).fetchone()[0]
+            top = db.execute("SELECT COALESCE(MAX(priority), 0) FROM jobs").fetchone()[0]  # an index look-up
             cur = db.execute(
                 "UPDATE jobs SET priority = ?, state = ?, not_before = 0, updated_at = ? "
                 "WHERE id = ? AND state IN (?, ?)",

@@ -142,6 +142,7 @@ class EngineService:
             throttle=self._limiter.consume,
         )  # fmt: skip
         self.pull.behind_proxy = bool(settings.proxy_url or urllib.request.getproxies().get("https"))
+        self.pull.proxy = frameio.proxy
         self._puller = PullUploader(
             self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,
             self._board.progress, self._hash_executor,
@@ -313,6 +314,7 @@ class EngineService:
             account_id=tokens.account_id if tokens else None,
             health=self.health_monitor.items(self._roots.values()), roots=tuple(self._roots.values()),
             bandwidth_note=self.timetable.note(), update=self.updates.available,
+            update_unannounced=self.updates.unannounced,
         )  # fmt: skip
 
     async def check_health(self) -> tuple[Health, ...]:
@@ -370,7 +372,7 @@ class EngineService:
         expect = (JobState.FAILED, JobState.CANCELLED)
         if await self._board.cas(
             job_id, JobState.PENDING, expect, attempts=0, refusals=0, last_error=None,
-            cancelled_by_user=False, not_before=0,
+            cancelled_by_user=False, not_before=0, priority=0,
         ):  # fmt: skip
             self._wake()
 

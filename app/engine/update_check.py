@@ -2,14 +2,17 @@
 
 The feed is JSON: ``{"version": "1.4.0", "notes": "…", "download_url": "https://…",
 "sha256": "<64 hex digits>"}``. PostFlow never downloads or installs anything by itself: a newer
-version is shown in the menu (``Snapshot.update``) and announced once (``UpdateAvailable``, the
-version remembered across restarts). A feed that cannot be read, is malformed, or carries a
-checksum that is not a SHA-256 is one clear log line, and the next check is tomorrow's.
+version is shown in the menu (``Snapshot.update``) and told once: news in every snapshot
+(``update_unannounced``) until the tray app has shown it (``acknowledge``, remembered across
+restarts); ``UpdateAvailable`` is published for other listeners. A feed that cannot be read, is
+malformed, or carries a checksum that is not a SHA-256 is one clear log line, and the next check
+is tomorrow's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -79,8 +82,13 @@ class UpdateChecker:
 
     def __post_init__(self) -> None:
         self.available: UpdateNotice | None = None
+        self.announced: str | None = None  # the version the user was told of (kept across restarts)
         self._task: asyncio.Task[None] | None = None
         self._one_at_a_time = asyncio.Lock()  # a check on demand during the daily one: told once
+
+    @property
+    def unannounced(self) -> bool:
+        return self.available is not None and self.available.version != self.announced
 
     def start(self) -> None:
         if self.feed_url:
@@ -92,19 +100,33 @@ class UpdateChecker:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    async def acknowledge(self, version: str) -> None:
+        """The user was told (a notification shown): not again for this version, even after a
+        restart. Until then every snapshot carries it as news, so a tray app starting after the
+        check, or after a headless run, still tells it once."""
+        self.announced = version
+        await self.store.set_meta(ANNOUNCED_KEY, version)
+
     async def _run(self) -> None:
+        self.announced = await self.store.meta(ANNOUNCED_KEY)
         while True:
-            last = await self.store.meta(CHECKED_KEY)
-            due = (float(last) if last else 0.0) + self.every
-            if self.clock() >= due:
-                await self.check_now()
-                await self.store.set_meta(CHECKED_KEY, str(self.clock()))
-                due = self.clock() + self.every
+            try:
+                last = await self.store.meta(CHECKED_KEY)
+                due = (float(last) if last else 0.0) + self.every
+                if self.clock() >= due:
+                    await self.check_now()
+                    await self.store.set_meta(CHECKED_KEY, str(self.clock()))
+                    due = self.clock() + self.every
+            except Exception:  # a bug or our own disk: said once, tried again in an hour
+                log.exception("update check failed")
+                due = self.clock() + 3600.0
             await asyncio.sleep(min(3600.0, max(1.0, due - self.clock())))
 
     async def check_now(self) -> UpdateNotice | None:
         """Read the feed now; the newer release, if any. Never raises for a bad feed."""
         async with self._one_at_a_time:
+            if self.announced is None:
+                self.announced = await self.store.meta(ANNOUNCED_KEY)
             return await self._check()
 
     async def _check(self) -> UpdateNotice | None:
@@ -114,29 +136,34 @@ class UpdateChecker:
         except FeedError as exc:
             log.warning("update check: %s (%s); PostFlow tries again tomorrow", exc.message, self.feed_url)
             return None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             log.info("update check: the release feed could not be read (%s); tried again tomorrow",
                      type(exc).__name__)  # fmt: skip
             return None
         if not newer:
             log.debug("update check: %s is the latest release", self.current_version)
             return None
+        fresh = self.available is None or self.available.version != notice.version
         self.available = notice
-        if await self.store.meta(ANNOUNCED_KEY) != notice.version:
-            await self.store.set_meta(ANNOUNCED_KEY, notice.version)
+        if fresh and notice.version != self.announced:
             log.info("PostFlow %s is available: %s", notice.version, notice.download_url)
             self.bus.publish(UpdateAvailable(notice))
         return notice
 
     async def _fetch(self) -> Any:
         options: dict[str, Any] = {"proxy": self.proxy} if self.proxy else {}
-        async with httpx.AsyncClient(timeout=20.0, follow_redirects=True, **options) as http:
-            response = await http.get(self.feed_url, headers={"Accept": "application/json"})
-        if response.status_code != 200:
-            raise FeedError(f"the feed answered HTTP {response.status_code}")
-        if len(response.content) > MAX_FEED:
-            raise FeedError("the feed is larger than a release feed can be")
+        body = bytearray()
+        async with (
+            httpx.AsyncClient(timeout=20.0, follow_redirects=True, **options) as http,
+            http.stream("GET", self.feed_url, headers={"Accept": "application/json"}) as response,
+        ):
+            if response.status_code != 200:
+                raise FeedError(f"the feed answered HTTP {response.status_code}")
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) > MAX_FEED:  # an installer's address by mistake: never read it all
+                    raise FeedError("the feed is larger than a release feed can be")
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             raise FeedError("the feed is not JSON") from None

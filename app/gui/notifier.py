@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from app.core.events import JobStateChanged, Snapshot, UpdateAvailable
+from app.core.events import JobStateChanged, Snapshot
 from app.core.jobs import WatchRoot
 from app.gui.engine_bridge import EngineBridge
 from app.gui.notice_policy import Notice, NoticePolicy, update_notice
@@ -42,13 +42,16 @@ class Notifier(QObject):
         self._icon_png = icon_png
         self._balloon: Notice | None = None
         self._closed = False
+        self._told_updates: set[str] = set()
+        #: told when an update notice was shown: the engine remembers it (once per version)
+        self.acknowledge_update: Callable[[str], object] = lambda version: None
         self.sent: list[Notice] = []  # what was shown, newest last (the log and tests read it)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._flush)
         bridge.job_changed.connect(self._job_changed)
         bridge.snapshot_changed.connect(self._snapshot)
-        bridge.update_available.connect(self._update)
+
         tray.messageClicked.connect(self._balloon_clicked)
 
     def expect_signed_out(self) -> None:
@@ -67,9 +70,11 @@ class Notifier(QObject):
         self._roots = {r.id: r for r in snap.roots}
         for notice in self._policy.snapshot(snap):
             self._send(notice)
-
-    def _update(self, event: UpdateAvailable) -> None:
-        self._send(update_notice(event.notice))
+        update = snap.update
+        if update is not None and snap.update_unannounced and update.version not in self._told_updates:
+            self._told_updates.add(update.version)  # before the engine has it recorded: never twice
+            self._send(update_notice(update))
+            self.acknowledge_update(update.version)
 
     def _arm(self) -> None:
         due = self._policy.due_at()

@@ -82,6 +82,9 @@ class TrayApp(QObject):
             self.bridge, self.tray.icon, self.notice_clicked, icon_png=self._icon_png(),
             enabled=lambda: self.engine.settings.notifications,
         )  # fmt: skip
+        self.notifier.acknowledge_update = lambda v: self.bridge.run(
+            lambda: self.engine.updates.acknowledge(v)
+        )
         self.tray_missing = False
         self.tray.show()
         self._tray_timer = QTimer(self)

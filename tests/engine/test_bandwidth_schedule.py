@@ -117,3 +117,47 @@ async def test_the_timetable_sets_the_shared_limit_live_and_says_so_while_limiti
     assert limiter.rate == DEFAULT and table.note() is None
     table.configure([], 3 * MB)  # the schedule removed in Settings: the plain limit at once
     assert limiter.rate == 3 * MB and changes == [DEFAULT, 20 * MB, DEFAULT, 3 * MB]
+
+
+async def test_a_limit_lifted_while_uploads_wait_frees_them_at_once() -> None:
+    """At 19:00 the schedule sets the rate to 0 (unlimited) while parts queue for the budget:
+    none of them may fail (a division by zero once did), and none waits at the old rate."""
+    import asyncio
+
+    from app.engine.bandwidth import BandwidthLimiter
+
+    limiter = BandwidthLimiter(1_000)  # 1 KB/s: each 10 KB consumer would wait 10 s
+    waiting = [asyncio.ensure_future(limiter.consume(10_000)) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    limiter.rate = 0
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert asyncio.get_running_loop().time() - started < 2
+
+
+def test_the_tooltip_names_when_the_limit_really_lifts() -> None:
+    from app.engine.bandwidth import BandwidthLimiter
+    from app.engine.bandwidth_timetable import BandwidthTimetable
+
+    now = [at("2026-12-07 10:00")]  # a Monday
+    table = BandwidthTimetable(BandwidthLimiter(0), clock=lambda: now[0])
+    # a rule shadowed by the first one ends at 12:00: the limit still holds until 19:00
+    table.configure(["Mon-Fri 09:00-19:00 20MB/s", "Mon 11:00-12:00 5MB/s"], 0)
+    assert table.note() == "Limited to 20 MB/s by the schedule until 19:00"
+    table.configure(["Sat,Sun 00:00-24:00 5MB/s"], 0)
+    now[0] = at("2026-12-12 10:00")  # Saturday: the weekend rule goes on until Monday 00:00
+    table.apply()
+    assert table.note() == "Limited to 5 MB/s by the schedule until Mon 00:00"
+
+
+@pytest.mark.parametrize(
+    ("unit", "rate"),
+    [("MB/s", 20 * MB), ("Mbit/s", 2_500_000), ("Mb/s", 2_500_000), ("Mbps", 2_500_000), ("KB/s", 20_000)],
+)
+def test_bytes_are_capital_b_and_bits_small_b(unit: str, rate: int) -> None:
+    assert parse_rule(f"Mon 09:00-10:00 20{unit}").rate == rate
+
+
+def test_an_ambiguous_unit_is_refused_with_both_readings() -> None:
+    with pytest.raises(ConfigError, match=r"megabytes: MB/s; megabits: Mbit/s"):
+        parse_rule("Mon 09:00-10:00 20mb/s")

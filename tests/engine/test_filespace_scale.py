@@ -71,7 +71,7 @@ async def test_the_scheduler_reads_only_as_many_rows_as_it_can_start(tmp_path: P
             def run(db: Any) -> str:
                 rows = db.execute(
                     f"EXPLAIN QUERY PLAN SELECT id FROM jobs INDEXED BY {index} WHERE state = 'pending' AND "
-                    f"{where} AND not_before <= 1 AND root_id IN ('r') ORDER BY priority DESC, {order}"
+                    f"{where} AND not_before <= 1 AND root_id = 'r' ORDER BY priority DESC, {order}"
                 ).fetchall()
                 return " ".join(str(r[-1]) for r in rows)
 

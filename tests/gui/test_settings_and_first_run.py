@@ -349,6 +349,8 @@ async def test_a_newer_release_is_in_the_menu_and_told_once(
             and app.tray.update_action.text() == "PostFlow 99.0 is available…"
         )
         await until(lambda: any(n.title == "PostFlow 99.0 is available" for n in app.notifier.sent), "told")
+        await until(lambda: app.engine.updates.announced == "99.0", "remembered as told")
+        app.bridge.set_snapshot(await app.engine.snapshot())  # later snapshots: no second notice
         assert [n.title for n in app.notifier.sent].count("PostFlow 99.0 is available") == 1
         opened: list[str] = []
         app._open_download = opened.append  # type: ignore[method-assign]
