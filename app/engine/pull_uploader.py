@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 from app.core.jobs import Job, JobPhase, UploadState, WatchRoot
+from app.core.unabandoned import made_or_released
 from app.engine import failpoints
 from app.engine.content_hash import BackgroundHash
 from app.engine.push_uploader import PushUploader, remote_name, run_unhalted
@@ -249,14 +250,7 @@ class PullUploader:
 async def _publish(server: RangeServer, path: str, lifetime: float) -> Publication:
     """Published in a worker thread (a stat on a network volume can be slow); if we are
     cancelled meanwhile, the link is withdrawn as soon as it exists."""
-    publishing = asyncio.ensure_future(asyncio.to_thread(server.publish, path, lifetime))
-    try:
-        return await asyncio.shield(publishing)
-    except asyncio.CancelledError:
-
-        def withdraw(done: asyncio.Future[Publication]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                server.forget(done.result().token)
-
-        publishing.add_done_callback(withdraw)
-        raise
+    return await made_or_released(
+        asyncio.to_thread(server.publish, path, lifetime),
+        lambda publication: server.forget(publication.token),
+    )

@@ -41,6 +41,7 @@ import httpx
 
 from app.core.errors import PostFlowError, ServiceUnavailable
 from app.core.jobs import Job, JobPhase, UploadState, WatchRoot
+from app.core.unabandoned import made_or_released
 from app.engine import failpoints
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.content_hash import BackgroundHash
@@ -522,17 +523,7 @@ def _open_rb(path: str) -> BinaryIO:
 
 async def _open_for_reading(path: str) -> BinaryIO:
     """Open in a worker thread; if we are cancelled meanwhile, the handle is still closed."""
-    opening: asyncio.Future[BinaryIO] = asyncio.get_running_loop().run_in_executor(None, _open_rb, path)
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-
-        def close_late(done: asyncio.Future[BinaryIO]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                done.result().close()
-
-        opening.add_done_callback(close_late)
-        raise
+    return await made_or_released(asyncio.to_thread(_open_rb, path), lambda handle: handle.close())
 
 
 async def run_unhalted(step: Coroutine[Any, Any, None] | asyncio.Future[None]) -> None:

@@ -34,6 +34,7 @@ import httpx
 
 from app.core.errors import ServiceUnavailable
 from app.core.event_wait import wait_set
+from app.core.unabandoned import made_or_released
 from app.pull import child_process
 
 log = logging.getLogger(__name__)
@@ -364,15 +365,9 @@ async def _exited_within(process: asyncio.subprocess.Process, seconds: float) ->
 
 async def _spawn_unleaked(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
     """A stop arriving while the child is being created still stops that child."""
-    spawning = asyncio.ensure_future(child_process.spawn(argv, env))
-    try:
-        return await asyncio.shield(spawning)
-    except asyncio.CancelledError:
+    return await made_or_released(child_process.spawn(argv, env), _kill)
 
-        def kill_late(done: asyncio.Future[asyncio.subprocess.Process]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    done.result().kill()
 
-        spawning.add_done_callback(kill_late)
-        raise
+def _kill(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()

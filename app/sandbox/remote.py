@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import aiohttp
 
+from app.core.unabandoned import made_or_released
 from app.sandbox.context import Sandbox
 from app.sandbox.model import File
 from app.sandbox.part_receive import CHUNK, storage_error_message
@@ -69,17 +70,7 @@ def _open_blob(path: Path) -> BinaryIO:
 
 async def _open_unleaked(path: Path) -> BinaryIO:
     """Opened in a thread; a sandbox stopping meanwhile still closes it."""
-    opening = asyncio.ensure_future(asyncio.to_thread(_open_blob, path))
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-
-        def close_late(done: asyncio.Future[BinaryIO]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                done.result().close()
-
-        opening.add_done_callback(close_late)
-        raise
+    return await made_or_released(asyncio.to_thread(_open_blob, path), lambda sink: sink.close())
 
 
 class _Result:
