@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -34,16 +35,18 @@ def logind(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """``dbus-run-session -- python -m app.sandbox.logind``: its private bus stands for the system bus."""
     with subprocess.Popen(
         ["dbus-run-session", "--", sys.executable, "-m", "app.sandbox.logind"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
-        address = proc.stdout.readline().strip()
-        assert address.startswith("unix:"), address
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
-        yield address
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+        try:
+            address = proc.stdout.readline().strip()
+            assert address.startswith("unix:"), address
+            monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
+            yield address
+        finally:  # the session's bus and the stand-in too, not only dbus-run-session
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+            proc.stdout.close()
 
 
 async def inhibitors(address: str) -> list[Any]:
