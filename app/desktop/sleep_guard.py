@@ -67,12 +67,13 @@ class SleepGuard:
                 self.held = target
                 self.changes += 1
             except Exception as exc:  # noqa: BLE001 - no sleep lock is a pity, never a failure
+                detail = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
                 if target:  # told once: this desktop cannot (no logind, no D-Bus), not every upload
-                    log.warning("cannot keep the computer awake (%s: %s); uploads go on, and PostFlow "
-                                "stops asking until it restarts", type(exc).__name__, exc)  # fmt: skip
+                    log.warning("cannot keep the computer awake (%s); uploads go on, and PostFlow stops "
+                                "asking until it restarts", detail)  # fmt: skip
                     self._backend = None
                 else:
-                    log.warning("could not let the computer sleep again (%s: %s)", type(exc).__name__, exc)
+                    log.warning("could not let the computer sleep again (%s)", detail)
                     self.held = False
 
     async def _apply(self, target: bool) -> None:
@@ -97,7 +98,12 @@ class LogindInhibitor:
         from dbus_fast.aio import MessageBus
 
         bus = MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
-        await bus.connect()
+        try:
+            await bus.connect()
+        except OSError as exc:  # no socket: a container, a minimal desktop, a server
+            raise RuntimeError(
+                f"this computer has no system D-Bus to ask logind ({exc.strerror or exc})"
+            ) from None
         try:
             reply = await bus.call(Message(
                 destination="org.freedesktop.login1", path="/org/freedesktop/login1",
