@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -271,6 +272,9 @@ class SettingsDialog(QDialog):
             "one rule per line, e.g.\nMon-Fri 09:00-19:00 20MB/s\nSat,Sun 00:00-24:00 unlimited"
         )
         self.schedule.setFixedHeight(70)
+        self.schedule.setSizePolicy(
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed
+        )  # no tall empty row
         self.schedule.setToolTip(
             "The first rule that covers the moment wins; outside every rule the cap above applies."
         )
