@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from app.auth.ims_client import ImsClient
-from app.auth.proxy_config import httpx_options, proxy_url
+from app.auth.proxy_config import proxy_router
 from app.auth.service import AuthService, backend_for, client_secret, endpoints_for, keychain_service
 from app.auth.token_provider import TokenProvider
 from app.auth.token_store import TokenStore
@@ -29,6 +29,8 @@ from app.core.roots import check_overlaps
 from app.core.settings import Settings, machine_name
 from app.engine.service import EngineService
 from app.frameio.client import FrameioClient
+from app.proxy.router import ProxyRouter
+from app.proxy.transport import RoutingTransport
 from app.team.daily_summary import DailySummary
 from app.team.discord_notifier import DiscordNotifier
 from app.team.discord_webhook import TIMEOUT as DISCORD_TIMEOUT
@@ -56,20 +58,21 @@ class Connections:
 
 
 def connect(
-    settings: Settings, bus: EventBus, store: TokenStore | None = None, *, proxy: str | None | bool = False
+    settings: Settings, bus: EventBus, store: TokenStore | None = None, *, proxies: ProxyRouter | None = None
 ) -> Connections:
     """Build the token store (unless given), IMS client, token provider, Frame.io client and
     the sign-in facade. Raises ``ConfigError`` for settings that cannot work."""
     endpoints = endpoints_for(settings)
     store = store or TokenStore(endpoints.keychain_service, backend_for(settings))
     secret = client_secret(settings, endpoints, store)
-    if proxy is False:  # not read by the caller (off the event loop): read it now
-        proxy = proxy_url(settings, store)
-    assert proxy is None or isinstance(proxy, str)
-    ims_http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0), **httpx_options(proxy))
+    if proxies is None:  # not read by the caller (off the event loop): read the keychain now
+        proxies = proxy_router(settings, store)
+    ims_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(20.0, connect=10.0), transport=RoutingTransport(proxies)
+    )
     ims = ImsClient(endpoints.ims_url, endpoints.client_id, client_secret=secret, http=ims_http)
     provider = TokenProvider(ims, store, bus)
-    frameio = FrameioClient(endpoints.api_url, provider, proxy=proxy)
+    frameio = FrameioClient(endpoints.api_url, provider, proxies=proxies)
     auth = AuthService(settings, endpoints, store, ims, provider, frameio)
     return Connections(settings, bus, store, provider, frameio, auth, ims_http)
 
@@ -129,8 +132,8 @@ async def running_app(
 
             # Demo tokens open nothing real: memory, so any machine can run the demo.
             store = TokenStore(keychain_service(settings), MemoryKeyring())
-        proxy = await asyncio.to_thread(proxy_url, settings, store)  # the keychain may ask: never on the loop
-        connections = connect(settings, bus, store, proxy=proxy)
+        proxies = await asyncio.to_thread(proxy_router, settings, store)  # the keychain may ask: off the loop
+        connections = connect(settings, bus, store, proxies=proxies)
         stack.push_async_callback(connections.aclose)
         engine = EngineService(
             settings, connections.auth, connections.frameio, bus, watch, lock=lock,
@@ -151,7 +154,7 @@ async def running_app(
             lambda: engine.settings, Outbox(engine.store), connections.store, bus, engine.health_monitor,
             engine.destination_of, http=httpx.AsyncClient(
                 timeout=DISCORD_TIMEOUT, headers={"User-Agent": "PostFlow"},
-                **httpx_options(connections.frameio.proxy),
+                transport=RoutingTransport(proxies),
             ),
         )  # fmt: skip
         discord.listen()  # before the engine starts: no delivery or failure goes unheard

@@ -23,6 +23,8 @@ from app.core.events import Health
 from app.core.settings import Settings
 from app.engine.health_monitor import action_for, label_for
 from app.engine.health_probes import clock_problem, disk_space_problem, tokens_words
+from app.proxy.router import ProxyRouter
+from app.proxy.transport import routed
 from app.pull.cloudflared_binary import cloudflared_command
 
 
@@ -129,8 +131,8 @@ async def _discord(settings: Settings) -> list[Health]:
         ]
     if url is None:
         return []  # no webhook: the team channel is simply not used
-    proxy = await asyncio.to_thread(_proxy, settings)
-    async with httpx.AsyncClient(timeout=TIMEOUT, proxy=proxy) as http:
+    proxies = await asyncio.to_thread(_proxies, settings)
+    async with httpx.AsyncClient(timeout=TIMEOUT, **routed(proxies)) as http:
         answer = await DiscordWebhook(http).check(url)
     if answer.outcome == "sent":
         return [_health("discord", None, f"The webhook answers ({answer.detail or 'Discord'}).")]
@@ -140,14 +142,14 @@ async def _discord(settings: Settings) -> list[Health]:
     return [_health("discord", f"{answer.detail}: messages wait and are sent later.", "")]
 
 
-def _proxy(settings: Settings) -> str | None:
-    """Blocking (the keychain): the manual proxy the app would use, so doctor sees what it sees."""
-    from app.auth.proxy_config import proxy_url
+def _proxies(settings: Settings) -> ProxyRouter:
+    """Blocking (the keychain): the way out the app would take, so doctor sees what it sees."""
+    from app.auth.proxy_config import proxy_router
 
     try:
-        return proxy_url(settings)
+        return proxy_router(settings)
     except PostFlowError:
-        return None
+        return ProxyRouter()
 
 
 def _signin(settings: Settings) -> Health:
@@ -172,13 +174,14 @@ async def _network(settings: Settings) -> list[Health]:
     if settings.sandbox and not settings.sandbox_url:
         return [_health("network", None, "Demo mode: the built-in sandbox starts with PostFlow.")]
     base = settings.sandbox_url or settings.api_url
+    proxies = await asyncio.to_thread(_proxies, settings)
+    way = await asyncio.to_thread(proxies.explain, base)
     try:
-        proxy = await asyncio.to_thread(_proxy, settings)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), proxy=proxy) as http:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), **routed(proxies)) as http:
             response = await http.get(f"{base}/v4/me")
     except httpx.TransportError as exc:
         where = "The sandbox" if settings.sandbox else "Frame.io"
-        return [_health("network", f"{where} cannot be reached at {base} ({type(exc).__name__}).", "")]
+        return [_health("network", f"{where} cannot be reached at {base} ({type(exc).__name__}; {way}).", "")]
     from email.utils import parsedate_to_datetime
 
     try:
@@ -186,7 +189,7 @@ async def _network(settings: Settings) -> list[Health]:
     except (KeyError, TypeError, ValueError, IndexError):
         server = None
     return [
-        _health("network", None, f"{base} answers."),
+        _health("network", None, f"{base} answers ({way})."),
         _health("clock", clock_problem(time.time(), server), "The clock agrees with Frame.io's."),
     ]
 

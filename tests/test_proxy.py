@@ -1,5 +1,7 @@
-"""A manual proxy carries every request PostFlow makes (a real tinyproxy on loopback), with its
-credentials from the keychain; without one configured, the proxy sees nothing."""
+"""A manual proxy, or the proxy a PAC script names, carries every request PostFlow makes (a real
+tinyproxy on loopback), with its credentials from the keychain; without one configured, or with
+a script that says DIRECT, the proxy sees nothing. A proxy set while PostFlow runs applies at
+once."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from engine_harness import wait_for, write_random
+from support_pac_server import ScriptServer
 from tests_auth_helpers import LOOPBACK, follow_authorize, sandbox_settings
 
 from app.auth.proxy_config import PROXY_KEY
@@ -23,7 +26,7 @@ from app.auth.token_store import TokenStore
 from app.composition import connect, running_app
 from app.core.events import EventBus
 from app.core.jobs import JobState
-from app.core.settings import make_root
+from app.core.settings import Settings, make_root
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tinyproxy") is None and not os.environ.get("POSTFLOW_REQUIRE_DESKTOP"),
@@ -66,16 +69,20 @@ def tinyproxy(tmp_path: Path) -> Iterator[Proxy]:
         proc.wait(timeout=10)
 
 
-async def _full_round(sandbox: Any, watch: Path, **env: str) -> None:
-    """Sign in, upload a two-part file, post a Discord message."""
-    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
-    settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2", **env)
-    if settings.proxy_url:
-        TokenStore(keychain_service(settings), backend_for(settings)).set_secret(PROXY_KEY, "jane:s3cret")
+async def _sign_in(settings: Settings) -> None:
     connections = connect(settings, EventBus())  # the token exchange: PostFlow's own IMS client
     flow = connections.auth.new_flow(LOOPBACK)
     await connections.auth.finish(flow, await follow_authorize(flow.authorize_url))  # the "browser"
     await connections.aclose()
+
+
+async def _full_round(sandbox: Any, watch: Path, **env: str) -> None:
+    """Sign in, upload a two-part file, post a Discord message."""
+    sandbox.control("/_sandbox/settings", {"part_size": 256 * 1024})
+    settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2", **env)
+    if settings.proxy_url or settings.pac_url:
+        TokenStore(keychain_service(settings), backend_for(settings)).set_secret(PROXY_KEY, "jane:s3cret")
+    await _sign_in(settings)
     watch.mkdir(exist_ok=True)
     write_random(watch / "through.mov", 400_000, seed=1)
     settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2", **env)
@@ -120,3 +127,66 @@ async def test_without_a_proxy_configured_the_proxy_sees_nothing(
 ) -> None:
     await _full_round(sandbox, tmp_path / "watch")
     assert tinyproxy.requests() == []
+
+
+@pytest.fixture
+def pac_server() -> Iterator[ScriptServer]:
+    server = ScriptServer()
+    yield server
+    server.close()
+
+
+def _assert_all_through(seen: list[str], sandbox: Any) -> None:
+    paths = [r.split(" ", 1)[1].split(sandbox.url, 1)[-1] for r in seen]
+    assert any(p.startswith("/ims/token") for p in paths), seen
+    assert any("/files/local_upload" in p for p in paths)
+    assert len([r for r in seen if r.startswith("PUT ") and "/_storage/upload/" in r]) == 2
+    assert any(r.startswith("POST ") and "/discord/api/webhooks/" in r for r in seen)
+
+
+async def test_the_proxy_a_script_names_carries_every_request_past_a_dead_one(
+    sandbox: Any, tinyproxy: Proxy, pac_server: ScriptServer, tmp_path: Path
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on: the script's first proxy is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    where = tinyproxy.url.removeprefix("http://")
+    pac_server.serve(f"return isPlainHostName(host) ? 'DIRECT' : 'PROXY 127.0.0.1:{dead}; PROXY {where}';")
+    await _full_round(sandbox, tmp_path / "watch", POSTFLOW_PAC_URL=pac_server.url)
+    _assert_all_through(tinyproxy.requests(), sandbox)
+    assert pac_server.hits >= 1
+
+
+async def test_a_script_that_says_direct_keeps_the_proxy_out(
+    sandbox: Any, tinyproxy: Proxy, pac_server: ScriptServer, tmp_path: Path
+) -> None:
+    where = tinyproxy.url.removeprefix("http://")
+    pac_server.serve(f"return dnsDomainIs(host, '.frame.io') ? 'PROXY {where}' : 'DIRECT';")
+    await _full_round(sandbox, tmp_path / "watch", POSTFLOW_PAC_URL=pac_server.url)
+    assert tinyproxy.requests() == []  # everything here is 127.0.0.1
+    assert pac_server.hits >= 1
+
+
+async def test_a_proxy_set_while_running_applies_at_once(
+    sandbox: Any, tinyproxy: Proxy, tmp_path: Path
+) -> None:
+    settings = sandbox_settings(sandbox, POSTFLOW_STABLE_SECONDS="0.2", POSTFLOW_SCAN_INTERVAL="0.2")
+    await _sign_in(settings)
+    async with running_app(settings) as session:
+        await session.discord.set_webhook(f"{sandbox.url}/discord/api/webhooks/100000000000000001/tok")
+        await session.discord.send_test()
+        assert tinyproxy.requests() == []
+        engine = session.engine
+        await engine.proxy.set_login("jane", "s3cret")  # the keychain, as Settings → Network saves it
+        await engine.update_settings({"proxy_url": tinyproxy.url})
+        assert await engine.proxy.login_user() == "jane"
+        assert f"through {tinyproxy.url} (the proxy in settings)" in await engine.proxy.explain(sandbox.url)
+        await session.discord.send_test()
+        await session.connections.frameio.me()
+        seen = tinyproxy.requests()
+        assert any(r.startswith("POST ") and "/discord/api/webhooks/" in r for r in seen), seen
+        assert any("/v4/me" in r for r in seen), seen
+        await engine.update_settings({"proxy_url": ""})
+        before = len(tinyproxy.requests())
+        await session.discord.send_test()
+        assert len(tinyproxy.requests()) == before

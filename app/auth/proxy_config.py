@@ -1,13 +1,14 @@
-"""Which proxy PostFlow's own requests use: the one set in settings, else the environment's and
-the system's.
+"""The proxy settings read into a router: the manual proxy's address and its keychain
+credentials, and the proxy script's address (see ``app.proxy.router`` for the order).
 
 - ``network.proxy`` (e.g. ``http://proxy.studio:3128``): every request PostFlow makes (Adobe
   sign-in, Frame.io, the upload storage, Discord, the release feed) goes through it, whatever
   the environment says. Its user name and password live in the keychain (``proxy`` entry, as
-  ``user:password``), never in config.toml, and never in a log line.
-- empty: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, and on macOS and Windows the
-  system's proxy settings (Python reads them through ``urllib.request.getproxies``). PAC and
-  WPAD scripts are not evaluated: a network that only has one needs ``network.proxy``.
+  ``user:password``), never in config.toml, and never in a log line; they are also given to
+  the proxies a proxy script names.
+- ``network.pac_url``: a proxy script (PAC) that decides per host.
+- both empty: the environment's proxy variables, then the system's proxy script (or WPAD),
+  then the system's fixed proxies.
 cloudflared (pull mode) does not use HTTPS proxies at all; the tunnel's health says so.
 """
 
@@ -15,21 +16,18 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
-from typing import Any
 
 from app.auth.token_store import TokenStore
 from app.core.logging_setup import SECRETS
 from app.core.settings import Settings
+from app.proxy.router import ProxyRouter
 
 PROXY_KEY = "proxy"
 
 
-def proxy_url(settings: Settings, store: TokenStore | None = None) -> str | None:
-    """The manual proxy with its credentials, or None (the environment and system decide)."""
-    if not settings.proxy_url:
-        return None
-    base = settings.proxy_url  # checked when the settings were read
-    credentials = None
+def proxy_credentials(settings: Settings, store: TokenStore | None = None) -> str | None:
+    """Blocking (the keychain): ``user:password`` kept by ``postflow proxy-login`` or Settings →
+    Network, or None. Every form of the password is masked in the logs from here on."""
     if store is None:
         from app.auth.service import backend_for, keychain_service
 
@@ -37,19 +35,40 @@ def proxy_url(settings: Settings, store: TokenStore | None = None) -> str | None
     try:
         credentials = store.secret(PROXY_KEY)
     except Exception:  # noqa: BLE001 - no keychain: the proxy without a password, and it may say 407
-        credentials = None
+        return None
     if not credentials:
-        return base
+        return None
     user, _, password = credentials.partition(":")
     quoted_user, quoted_password = urllib.parse.quote(user, safe=""), urllib.parse.quote(password, safe="")
     basic = base64.b64encode(f"{user}:{password}".encode()).decode()
     SECRETS.add(password, quoted_password, f"{quoted_user}:{quoted_password}", basic)  # however it is shown
-    parts = urllib.parse.urlsplit(base)
-    netloc = f"{quoted_user}:{quoted_password}@{parts.netloc}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, "", "", ""))
+    return credentials
 
 
-def httpx_options(proxy: str | None) -> dict[str, Any]:
-    """Keyword arguments for an ``httpx`` client: the manual proxy for every address (loopback
-    included), or nothing (httpx then reads the environment and the system)."""
-    return {"proxy": proxy} if proxy else {}
+def proxy_url(
+    settings: Settings, store: TokenStore | None = None, credentials: str | None = None
+) -> str | None:
+    """The manual proxy with its credentials, or None (a script, the environment or the system
+    decide). Blocking unless ``credentials`` are given."""
+    if not settings.proxy_url:
+        return None
+    credentials = credentials or proxy_credentials(settings, store)
+    if not credentials:
+        return settings.proxy_url
+    user, _, password = credentials.partition(":")
+    quoted = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    parts = urllib.parse.urlsplit(settings.proxy_url)
+    return urllib.parse.urlunsplit((parts.scheme, f"{quoted}@{parts.netloc}", "", "", ""))
+
+
+def proxy_router(settings: Settings, store: TokenStore | None = None) -> ProxyRouter:
+    """Blocking (the keychain): the router every client of this session shares."""
+    router = ProxyRouter()
+    configure_router(router, settings, store)
+    return router
+
+
+def configure_router(router: ProxyRouter, settings: Settings, store: TokenStore | None = None) -> None:
+    """Blocking (the keychain): the router follows changed settings or credentials at once."""
+    credentials = proxy_credentials(settings, store)
+    router.configure(proxy_url(settings, store, credentials), settings.pac_url, credentials)

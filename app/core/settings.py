@@ -92,6 +92,7 @@ class Settings:
     cloudflared_path: str = ""
     update_feed_url: str = ""
     proxy_url: str = ""
+    pac_url: str = ""
     pull_link_lifetime: float = 24 * 3600.0
     pull_stall_seconds: float = 300.0
     pull_ready_timeout: float = 30.0
@@ -125,6 +126,19 @@ def _optional_url(value: Any) -> str:
     if not ok:
         raise ValueError("an http:// or https:// URL with a host, e.g. https://example.com/feed.json")
     return url
+
+
+def _pac_url(value: Any) -> str:
+    """Empty, or where a proxy script is: an http(s) address, or a file:// path."""
+    if isinstance(value, str) and value.strip().lower().startswith("file:"):
+        parts = urlsplit(value.strip())
+        if not parts.path or parts.netloc not in ("", "localhost"):
+            raise ValueError("a proxy script address: http://…/proxy.pac, or file:///path/to/proxy.pac")
+        return value.strip()
+    try:
+        return _optional_url(value)
+    except ValueError:
+        raise ValueError("a proxy script address: http://…/proxy.pac, or file:///path/to/proxy.pac") from None
 
 
 def _str(value: Any) -> str:
@@ -451,6 +465,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "proxy_url", "network.proxy", ("POSTFLOW_PROXY",), _proxy,
         "a proxy for every request PostFlow makes (sign-in, Frame.io, uploads, Discord); its user name and "
         "password go in the keychain with `postflow proxy-login`. Empty: the environment and system proxies",
+    ),
+    SettingSpec(
+        "pac_url", "network.pac_url", ("POSTFLOW_PAC_URL",), _pac_url,
+        "a proxy auto-config script (PAC) deciding per address which proxy PostFlow's requests take "
+        "(used when network.proxy is empty). Empty: the environment, then the system's own script or WPAD",
     ),
     SettingSpec(
         "update_feed_url", "updates.feed_url", ("POSTFLOW_UPDATE_FEED",), _optional_url,

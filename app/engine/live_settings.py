@@ -16,7 +16,7 @@ LIVE_SETTINGS = (
     "max_concurrent_files", "parts_per_file", "bandwidth_limit", "stable_seconds", "scan_interval",
     "extensions", "ignore_patterns", "notifications", "discord_events", "discord_coalesce_seconds",
     "discord_summary_time", "machine_name", "quiet_seconds", "check_media", "mirror_moves",
-    "bandwidth_schedule", "upload_order", "prevent_sleep",
+    "bandwidth_schedule", "upload_order", "prevent_sleep", "proxy_url", "pac_url",
 )  # fmt: skip
 _SPECS: dict[str, SettingSpec] = {s.name: s for s in SETTINGS if s.name in LIVE_SETTINGS}
 

@@ -28,7 +28,6 @@ import ssl
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError as CancelledFuture
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +39,8 @@ from app.engine.bandwidth import BandwidthLimiter
 from app.engine.read_buffer import SIZE as CHUNK
 from app.engine.read_buffer import thread_buffer
 from app.engine.upload_errors import FileChanged, SourceUnavailable
+from app.proxy.router import ProxyRouter, ProxyUnusable
+from app.proxy.system_pac import SystemPac
 
 MIN_CHUNK = 64 * 1024
 PROGRESS_EVERY = 0.2  # seconds between progress reports to the loop
@@ -61,11 +62,12 @@ def _tls_context() -> ssl.SSLContext:
 
 class PartSender:
     def __init__(
-        self, timeout: float, bandwidth: BandwidthLimiter, max_parts: int = 64, proxy: str | None = None
-    ) -> None:
-        """``proxy``: the manual proxy for every part (None: the environment's and system's)."""
+        self, timeout: float, bandwidth: BandwidthLimiter, max_parts: int = 64,
+        proxies: ProxyRouter | None = None,
+    ) -> None:  # fmt: skip
+        """``proxies``: the way out of every part, as of the API calls (None: the environment's)."""
         self.timeout = timeout
-        self.proxy = proxy
+        self.proxies = proxies or ProxyRouter(system=SystemPac)  # no router given: no system script
         self._bandwidth = bandwidth
         self._executor = ThreadPoolExecutor(max_workers=max_parts, thread_name_prefix="part")
         self._tls = _tls_context()
@@ -118,6 +120,7 @@ class _Part:
         self._sock: socket.socket | None = None
         self._budget: Future[None] | None = None
         self._lock = threading.Lock()
+        self._route: str | None = None
 
     # ---- from the loop ----
     def abort(self) -> None:
@@ -141,7 +144,7 @@ class _Part:
     def _run(self) -> httpx.Response:
         try:
             conn = self._connection()
-        except (ValueError, http.client.HTTPException) as exc:  # a URL or proxy address unusable
+        except (ValueError, http.client.HTTPException, ProxyUnusable) as exc:  # a URL or proxy unusable
             raise httpx.ConnectError(f"the upload address cannot be used: {exc}") from None
         try:
             self._connect(conn)
@@ -162,7 +165,8 @@ class _Part:
 
     def _connection(self) -> http.client.HTTPConnection:
         parts = urllib.parse.urlsplit(self._url)
-        proxy = _proxy_for(parts, self._sender.proxy)
+        self._route = self._sender.proxies.first(self._url)  # blocking, as this thread may
+        proxy = _proxy_at(self._route)
         host, port = parts.hostname or "", parts.port
         self._target = parts.path + (f"?{parts.query}" if parts.query else "")
         where = (proxy.host, proxy.port) if proxy else (host, port)
@@ -183,7 +187,11 @@ class _Part:
         if self._aborted.is_set():
             raise _Aborted
         try:
-            conn.connect()
+            try:
+                conn.connect()
+            except OSError:
+                self._sender.proxies.mark_down(self._route)  # the next try takes the script's next way
+                raise
         except TimeoutError:
             raise httpx.ConnectTimeout(
                 f"the upload storage did not answer in {CONNECT_TIMEOUT:.0f}s"
@@ -308,17 +316,8 @@ class _Proxy:
     headers: dict[str, str]  # Proxy-Authorization when the address carries credentials
 
 
-def _proxy_for(parts: urllib.parse.SplitResult, manual: str | None = None) -> _Proxy | None:
-    """The manual proxy for every address; else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY
-    from the environment (and the system's settings), as httpx reads them."""
-    host = parts.hostname or ""
-    if manual:
-        address: str | None = manual
-    elif urllib.request.proxy_bypass(host):
-        return None
-    else:
-        proxies = urllib.request.getproxies()
-        address = proxies.get(parts.scheme) or proxies.get("all")
+def _proxy_at(address: str | None) -> _Proxy | None:
+    """The router's way out as host, port and credentials (None: direct)."""
     if not address:
         return None
     where = urllib.parse.urlsplit(address if "://" in address else f"http://{address}")

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 
 from app.core.jobs import WatchRoot
+from app.proxy.router import ProxyRouter
+from app.proxy.transport import routed
 from app.pull.range_server import RangeServer
 from app.pull.tunnel import TunnelManager, TunnelState, TunnelStatus, TunnelUnavailable
 
@@ -57,8 +59,10 @@ class PullService:
         self._stopping: asyncio.Future[None] | None = None
         self._wanted_by_roots = False
         self.on_status: Callable[[TunnelStatus], None] = lambda status: None
-        self.behind_proxy = False  # uploads go through a proxy: cloudflared cannot follow them
-        self.proxy: str | None = None  # the manual proxy: the tunnel test goes out as uploads do
+        # PostFlow's way out: the tunnel test goes out as uploads do, and a proxy in the way is
+        # said when the tunnel fails (cloudflared cannot follow it).
+        self.proxies: ProxyRouter | None = None
+        self.proxy_set: Callable[[], bool] = lambda: False  # a proxy is set in settings
 
     # ---- lifecycle ----
     @property
@@ -143,7 +147,8 @@ class PullService:
             url = f"{status.url}{server.url_path(publication)}"
             started = time.monotonic()
             try:
-                async with httpx.AsyncClient(timeout=15.0, proxy=self.proxy) as http:  # as PostFlow goes out
+                # The way every request of PostFlow goes out:
+                async with httpx.AsyncClient(timeout=15.0, **routed(self.proxies)) as http:
                     whole = await http.get(url)
                     tail = await http.get(url, headers={"Range": "bytes=-1000"})
             except httpx.HTTPError as exc:
@@ -171,7 +176,7 @@ class PullService:
             self._health(TUNNEL, None, f"Up at {status.url}", None)
         elif status.state is TunnelState.FAILED:
             action = status.action
-            if self.behind_proxy:
+            if self.proxy_set() or (self.proxies is not None and self.proxies.uses_proxy):
                 action = (f"{action} " if action else "") + PROXY_NOTE
             self._health(TUNNEL, status.message, None, action)
         elif status.state is TunnelState.STARTING and status.generation == 0:

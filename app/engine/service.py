@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -60,6 +59,7 @@ from app.engine.live_settings import parse_live
 from app.engine.loop_lag import LoopLag
 from app.engine.metrics import EngineMetrics
 from app.engine.part_sender import PartSender
+from app.engine.proxy_control import ProxyControl
 from app.engine.pull_service import PullService
 from app.engine.pull_uploader import PullUploader
 from app.engine.push_uploader import PushUploader
@@ -124,11 +124,13 @@ class EngineService:
         self._board.describe = lambda job: describe(self._roots.get(job.root_id), job.rel_path)
         self._limiter = BandwidthLimiter(settings.bandwidth_limit)
         self.timetable = BandwidthTimetable(self._limiter)
-        self.updates = UpdateChecker(self.store, bus, update_feed(settings), __version__, proxy=frameio.proxy)
+        self.updates = UpdateChecker(
+            self.store, bus, update_feed(settings), __version__, proxies=frameio.proxies
+        )
         self.sleep_guard = SleepGuard(platform_backend())
         self.sleep_guard.enabled = settings.prevent_sleep
         self.timetable.configure(settings.bandwidth_schedule, settings.bandwidth_limit)
-        self._parts_http = PartSender(settings.part_timeout, self._limiter, proxy=frameio.proxy)
+        self._parts_http = PartSender(settings.part_timeout, self._limiter, proxies=frameio.proxies)
         self._uploader = PushUploader(
             self.store, frameio, self._parts_http, self._limiter, settings.parts_per_file,
             self._board.progress, self._monitor, self._hash_executor, self._trouble,
@@ -141,8 +143,9 @@ class EngineService:
             health=self._set_health, ready_timeout=settings.pull_ready_timeout,
             throttle=self._limiter.consume,
         )  # fmt: skip
-        self.pull.behind_proxy = bool(settings.proxy_url or urllib.request.getproxies().get("https"))
-        self.pull.proxy = frameio.proxy
+        self.pull.proxies = frameio.proxies
+        self.pull.proxy_set = lambda: bool(self.settings.proxy_url)
+        self.proxy = ProxyControl(frameio.proxies, auth.store, lambda: self.settings, frameio.base_url)
         self._puller = PullUploader(
             self.store, frameio, self._uploader, self.pull.server, self.pull.ready, self.pull.status,
             self._board.progress, self._hash_executor,
@@ -622,6 +625,8 @@ class EngineService:
         self.timetable.configure(s.bandwidth_schedule, s.bandwidth_limit)
         self.scheduler.order = s.upload_order
         self.sleep_guard.enabled = s.prevent_sleep
+        if {"proxy_url", "pac_url"} & parsed.keys():
+            await self.proxy.follow_settings()
         self._snapshot_due.set()  # a lock taken or let go by the next snapshot
         self._watcher.configure(
             self._filter(), s.stable_seconds, s.scan_interval, s.quiet_seconds, s.check_media

@@ -26,6 +26,8 @@ import httpx
 from app.core.errors import ConfigError
 from app.core.events import EventBus, UpdateAvailable, UpdateNotice
 from app.engine.queue_store import QueueStore
+from app.proxy.router import ProxyRouter
+from app.proxy.transport import routed
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 24 * 3600.0
@@ -78,7 +80,7 @@ class UpdateChecker:
     current_version: str
     clock: Callable[[], float] = time.time
     every: float = CHECK_EVERY
-    proxy: str | None = None
+    proxies: ProxyRouter | None = None  # the way out every client of PostFlow takes
 
     def __post_init__(self) -> None:
         self.available: UpdateNotice | None = None
@@ -151,10 +153,9 @@ class UpdateChecker:
         return notice
 
     async def _fetch(self) -> Any:
-        options: dict[str, Any] = {"proxy": self.proxy} if self.proxy else {}
         body = bytearray()
         async with (
-            httpx.AsyncClient(timeout=20.0, follow_redirects=True, **options) as http,
+            httpx.AsyncClient(timeout=20.0, follow_redirects=True, **routed(self.proxies)) as http,
             http.stream("GET", self.feed_url, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:

@@ -25,6 +25,8 @@ from app.frameio.errors import Forbidden, FrameioError, NotFound, OutcomeUnknown
 from app.frameio.rate_limiter import ClientRateLimiter
 from app.frameio.retry_policy import Failure, RetryPolicy
 from app.frameio.token_source import TokenSource
+from app.proxy.router import ProxyRouter
+from app.proxy.transport import RoutingTransport
 
 log = logging.getLogger(__name__)
 # Sent before any byte left: safe to retry even for a non-idempotent call.
@@ -41,10 +43,11 @@ class FrameioClient:
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,
         http: httpx.AsyncClient | None = None,
-        proxy: str | None = None,
+        proxies: ProxyRouter | None = None,
     ) -> None:
-        """``proxy``: a manual proxy for every request (None: the environment's and system's)."""
-        self.proxy = proxy  # the engine's other clients (parts, release feed) use the same
+        """``proxies``: the way out of every request (None: httpx's own reading of the environment)."""
+        self.base_url = base_url.rstrip("/")
+        self.proxies = proxies  # the engine's other clients (parts, release feed) go the same way
         self._provider = provider
         self._policy = policy or RetryPolicy()
         self._limiter = ClientRateLimiter()
@@ -59,7 +62,7 @@ class FrameioClient:
             timeout=httpx.Timeout(timeout, connect=15.0),
             auth=BearerAuth(provider),
             headers={"User-Agent": "PostFlow"},
-            proxy=proxy,
+            transport=RoutingTransport(proxies) if proxies is not None else None,
         )
 
     async def aclose(self) -> None:

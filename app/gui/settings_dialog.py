@@ -39,6 +39,7 @@ from app.gui.destination_picker import Destination, choose_destination, choose_f
 from app.gui.discord_settings import DiscordSettings
 from app.gui.engine_bridge import EngineBridge
 from app.gui.naming_settings import NamingSettings
+from app.gui.network_settings import NetworkSettings
 from app.pull.tunnel import TERMS_NOTE
 from app.team.discord_notifier import DiscordNotifier
 
@@ -89,6 +90,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._uploads_tab(), "&Uploads")
         self.naming = NamingSettings(engine, bridge, self.tabs)
         self.tabs.addTab(self.naming, "&Naming")
+        self.network = NetworkSettings(engine, bridge, self._row, self.tabs)
+        self.tabs.addTab(self.network, "Ne&twork")
         self.tabs.addTab(self._general_tab(), "&General")
         self.discord: DiscordSettings | None = None
         if discord is not None:
@@ -351,6 +354,7 @@ class SettingsDialog(QDialog):
         self.notifications.setChecked(s.notifications)
         if self.discord is not None:
             self.discord.load(s)
+        self.network.load(s)
         self.start_at_login.setChecked(self.login_item.enabled())
         self._show_login_status()
         self.show_roots()
@@ -369,6 +373,7 @@ class SettingsDialog(QDialog):
     def _values(self) -> dict[str, Any]:
         return {
             **(self.discord.values() if self.discord is not None else {}),
+            **self.network.values(),
             "max_concurrent_files": self.concurrency.value(),
             "parts_per_file": self.parts.value(),
             "bandwidth_limit": round(self.bandwidth.value() * MB),

@@ -1,0 +1,64 @@
+"""An httpx transport that sends each request the way the proxy router says.
+
+httpx takes one proxy per client (or per URL pattern, fixed when the client is made); a proxy
+script decides per host, may name a second proxy for when the first is down, and can change
+while PostFlow runs. So every client gets this transport: it asks the router (in a thread
+when the answer is not known yet: a script may look names up), keeps one pool of connections
+per way out, and on a proxy that cannot be reached tries the next way the script offers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+
+from app.proxy.router import ProxyRouter, ProxyUnusable, Route
+
+log = logging.getLogger(__name__)
+UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)
+
+
+class RoutingTransport(httpx.AsyncBaseTransport):
+    def __init__(self, router: ProxyRouter, **options: Any) -> None:
+        """``options``: for each ``httpx.AsyncHTTPTransport`` (limits, retries, TLS)."""
+        self._router = router
+        self._options = options
+        self._ways: dict[Route, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        routes = self._router.cached(url)
+        if routes is None:
+            try:
+                routes = await asyncio.to_thread(self._router.routes, url)
+            except ProxyUnusable as exc:
+                raise httpx.ConnectError(str(exc), request=request) from None
+        for index, route in enumerate(routes):
+            try:
+                return await self._way(route).handle_async_request(request)
+            except UNREACHED:
+                if route is None or index == len(routes) - 1:
+                    raise
+                self._router.mark_down(route)  # the next way the script offers, now and for a minute
+        raise AssertionError("a router answer always holds a route")  # pragma: no cover
+
+    def _way(self, route: Route) -> httpx.AsyncHTTPTransport:
+        way = self._ways.get(route)
+        if way is None:
+            way = httpx.AsyncHTTPTransport(proxy=route, **self._options)
+            self._ways[route] = way
+        return way
+
+    async def aclose(self) -> None:
+        ways, self._ways = list(self._ways.values()), {}
+        for way in ways:
+            await way.aclose()
+
+
+def routed(router: ProxyRouter | None) -> dict[str, Any]:
+    """Keyword arguments for an ``httpx.AsyncClient`` that goes out the router's way (nothing
+    given: httpx's own reading of the environment)."""
+    return {"transport": RoutingTransport(router)} if router is not None else {}
