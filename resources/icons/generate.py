@@ -2,6 +2,10 @@
 
     python resources/icons/generate.py
 
+It also renders the application icon for the installers (``build.spec``): ``postflow.png``
+(512 px, Linux), ``postflow.ico`` (Windows) and ``postflow.icns`` (macOS), through Qt's own
+image writers, so no other imaging library is needed.
+
 Every look has three variants: ``-light`` (dark glyph, for light panels), ``-dark`` (light
 glyph, for dark panels) and ``-template`` (black on transparent: a macOS template image that
 the menu bar recolours for light and dark mode). The upload progress ring is drawn over them
@@ -61,5 +65,32 @@ def main() -> None:
     )
 
 
+def render_app_icons() -> None:
+    """The SVG application icon as PNG, ICO and ICNS (Qt's imageformats plugins write them)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtSvg import QSvgRenderer
+
+    app = QGuiApplication.instance() or QGuiApplication([])
+    renderer = QSvgRenderer(str(HERE / "postflow.svg"))
+
+    def image(size: int) -> QImage:
+        picture = QImage(size, size, QImage.Format.Format_ARGB32)
+        picture.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(picture)
+        renderer.render(painter)
+        painter.end()
+        return picture
+
+    for name, size in (("postflow.png", 512), ("postflow.ico", 256), ("postflow.icns", 512)):
+        if not image(size).save(str(HERE / name)):
+            raise SystemExit(f"Qt could not write {name} (its imageformats plugin is missing)")
+    del app
+
+
 if __name__ == "__main__":
     main()
+    render_app_icons()
