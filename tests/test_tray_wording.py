@@ -215,3 +215,34 @@ def test_the_engine_numbers_read_as_one_line() -> None:
     line = metrics_line(busy)
     assert line.startswith("Since PostFlow started: 9 delivered (9 GB), 1 failed, 90% succeeded; ")
     assert "a file on average at 72 MB/s." in line and "Retries: 3 network, 1 rate_limit." in line
+
+
+def test_the_login_item_is_read_back_and_a_stale_one_is_told(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    old = LoginItem(["/opt/Old PostFlow/postflow"], home=tmp_path, platform="linux")
+    old.set_enabled(True)
+    assert old.registered_command() == ["/opt/Old PostFlow/postflow"] and old.points_here()
+    assert old.describe().startswith("Registered in ") and "starts this PostFlow" in old.describe()
+    moved = LoginItem(["/opt/PostFlow/postflow"], home=tmp_path, platform="linux")
+    assert moved.enabled() and not moved.points_here()  # an app moved: the entry starts nothing
+    assert "but for /opt/Old PostFlow/postflow, not this PostFlow" in moved.describe()
+    mac = LoginItem(["/Applications/PostFlow.app/Contents/MacOS/PostFlow"], home=tmp_path, platform="darwin")
+    mac.set_enabled(True)
+    assert mac.points_here()
+    mac.path.write_bytes(b"not a plist")
+    assert mac.registered_command() is None and "something PostFlow cannot read" in mac.describe()
+    assert (
+        LoginItem(["/x"], home=tmp_path / "nobody", platform="linux").describe().startswith("Not registered")
+    )
+
+
+def test_the_windows_run_value_is_read_back_as_the_installer_and_the_app_write_it(monkeypatch: Any) -> None:
+    item = LoginItem([r"C:\Users\Ed\AppData\Local\Programs\PostFlow\PostFlow.exe"], platform="win32")
+    for written in (
+        r'"C:\Users\Ed\AppData\Local\Programs\PostFlow\PostFlow.exe"',  # the NSIS installer
+        r"C:\Users\Ed\AppData\Local\Programs\PostFlow\PostFlow.exe",
+    ):  # list2cmdline, no spaces
+        monkeypatch.setattr(item, "_windows_value", lambda value=written: value)
+        assert item.points_here(), written
+    monkeypatch.setattr(item, "_windows_value", lambda: r'"C:\Program Files\Old\PostFlow.exe"')
+    assert item.registered_command() == [r"C:\Program Files\Old\PostFlow.exe"] and not item.points_here()

@@ -49,6 +49,38 @@ class LoginItem:
             return self._windows_value() is not None
         return self.path.is_file()
 
+    def registered_command(self) -> list[str] | None:
+        """What the registration starts, read back from it (None: not registered, or unreadable).
+        An app moved or reinstalled elsewhere leaves a registration that starts nothing."""
+        try:
+            if self.platform == "win32":
+                value = self._windows_value()
+                return _split_windows(value) if value else None
+            if not self.path.is_file():
+                return None
+            if self.platform == "darwin":
+                arguments = plistlib.loads(self.path.read_bytes()).get("ProgramArguments")
+                return [str(a) for a in arguments] if isinstance(arguments, list) else None
+            return _desktop_command(self.path.read_text(errors="replace"))
+        except (OSError, ValueError, plistlib.InvalidFileException):
+            return None
+
+    def points_here(self) -> bool:
+        """Registered, and for this very PostFlow."""
+        return self.registered_command() == self.command
+
+    def describe(self) -> str:
+        """The settings page's line: what is really registered, read back, in words."""
+        where = "the Run key in the registry" if self.platform == "win32" else str(self.path)
+        if not self.enabled():
+            return "Not registered: PostFlow starts when you open it."
+        command = self.registered_command()
+        if command == self.command:
+            return f"Registered in {where}: starts this PostFlow ({self.command[0]})."
+        shown = command[0] if command else "something PostFlow cannot read"
+        return (f"Registered in {where}, but for {shown}, not this PostFlow ({self.command[0]}): "
+                "Apply with the box ticked to point it here.")  # fmt: skip
+
     def set_enabled(self, on: bool) -> None:
         try:
             if self.platform == "win32":
@@ -102,6 +134,28 @@ class LoginItem:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     winreg.DeleteValue(key, "PostFlow")
+
+
+def _desktop_command(text: str) -> list[str] | None:
+    """The command of an autostart entry written by ``_content`` (``sh -c 'sleep N; exec …'``)."""
+    for line in text.splitlines():
+        if line.startswith("Exec="):
+            words = shlex.split(line.removeprefix("Exec="))
+            if words[:2] == ["sh", "-c"] and len(words) == 3:
+                inner = words[2].split(";", 1)[-1].strip()
+                return shlex.split(inner.removeprefix("exec "))
+            return words
+    return None
+
+
+def _split_windows(value: str) -> list[str]:
+    """The Run value back into arguments (``subprocess.list2cmdline``'s quoting)."""
+    import shlex as _shlex
+
+    lexer = _shlex.shlex(value, posix=True)
+    lexer.whitespace_split = True
+    lexer.escape = ""  # backslashes are path separators here
+    return list(lexer)
 
 
 def _winreg() -> Any:

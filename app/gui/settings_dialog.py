@@ -360,15 +360,7 @@ class SettingsDialog(QDialog):
         self.show_roots()
 
     def _show_login_status(self) -> None:
-        on = self.login_item.enabled()
-        where = (
-            "the Run key in the registry"
-            if self.login_item.platform == "win32"
-            else str(self.login_item.path)
-        )
-        self.login_status.setText(
-            f"Registered: {where}" if on else "Not registered: PostFlow starts when you open it."
-        )
+        self.login_status.setText(self.login_item.describe())  # read back from the system, not a flag
 
     def _values(self) -> dict[str, Any]:
         return {
@@ -418,8 +410,10 @@ class SettingsDialog(QDialog):
             self.status.setStyleSheet(ERROR_STYLE)
             return
         try:
-            if self.start_at_login.isChecked() != self.login_item.enabled():
-                self.login_item.set_enabled(self.start_at_login.isChecked())
+            wanted = self.start_at_login.isChecked()
+            # Ticked but registered for another copy (moved, reinstalled): register this one.
+            if wanted != self.login_item.enabled() or (wanted and not self.login_item.points_here()):
+                self.login_item.set_enabled(wanted)
         except PostFlowError as exc:
             self.errors["start_at_login"].setText(exc.message)
             self.errors["start_at_login"].show()

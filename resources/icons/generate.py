@@ -88,7 +88,37 @@ def render_app_icons() -> None:
     for name, size in (("postflow.png", 512), ("postflow.ico", 256), ("postflow.icns", 512)):
         if not image(size).save(str(HERE / name)):
             raise SystemExit(f"Qt could not write {name} (its imageformats plugin is missing)")
+    render_dmg_background()
     del app
+
+
+def render_dmg_background() -> None:
+    """The macOS disk image's window: the app on the left, Applications on the right (dmgbuild
+    places their icons at 160,190 and 480,190), an arrow and one line of words between."""
+    from PySide6.QtCore import QPointF, QRectF, Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+
+    picture = QImage(640, 400, QImage.Format.Format_ARGB32)
+    picture.fill(QColor("#f6f8fa"))
+    painter = QPainter(picture)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor("#2f81f7"), 6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+    painter.drawLine(QPointF(250, 190), QPointF(382, 190))
+    head = QPainterPath(QPointF(396, 190))
+    head.lineTo(376, 176)
+    head.lineTo(376, 204)
+    head.closeSubpath()
+    painter.fillPath(head, QColor("#2f81f7"))
+    painter.setPen(QColor("#1f2328"))
+    font = QFont()
+    font.setPixelSize(18)
+    painter.setFont(font)
+    painter.drawText(QRectF(0, 300, 640, 40), Qt.AlignmentFlag.AlignCenter,
+                     "Drag PostFlow to Applications, then open it from there")  # fmt: skip
+    painter.end()
+    target = HERE.parents[1] / "installers" / "macos" / "dmg-background.png"
+    if not picture.save(str(target)):
+        raise SystemExit(f"Qt could not write {target}")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,9 @@ at its executable; without it these tests skip (build it the same way to run the
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,89 +28,25 @@ if not sys.platform.startswith("linux"):
         "the frozen bundle is tested on Linux (CI); other platforms in their own CI", allow_module_level=True
     )
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "installers"))
+import smoke_test  # noqa: E402 - installers/smoke_test.py, which the macOS and Windows CI run too
+
 APP = Path(FROZEN).resolve()
 BUNDLE = APP.parent
 pytestmark = pytest.mark.timeout(180)
 
 
-def frozen_env(home: Path) -> dict[str, str]:
-    """What a fresh user's session has: no Python, no virtualenv, no PostFlow variables."""
-    keep = {k: os.environ[k] for k in ("PATH", "LANG", "TMPDIR") if k in os.environ}
-    return {**keep, "HOME": str(home), "POSTFLOW_CONFIG_DIR": str(home / "config"),
-            "POSTFLOW_DATA_DIR": str(home / "data"), "XDG_CONFIG_HOME": str(home / ".config")}  # fmt: skip
+def test_version(tmp_path: Path) -> None:
+    smoke_test.check_version(APP, smoke_test.isolated_env(tmp_path), __version__)
 
 
-def wait_until(what: str, check: object, timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()  # type: ignore[operator]
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "home").mkdir()
-    return tmp_path / "home"
-
-
-def test_version(home: Path) -> None:
-    done = subprocess.run([str(APP), "--version"], env=frozen_env(home), capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"PostFlow {__version__}"
-
-
-@pytest.fixture
-def headless(home: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, str]]]:
-    watch = tmp_path / "watch"
-    watch.mkdir()
-    env = {**frozen_env(home), "POSTFLOW_STABLE_SECONDS": "1", "POSTFLOW_SCAN_INTERVAL": "0.5"}
-    with (tmp_path / "run.log").open("wb") as log:
-        command = [str(APP), "run", "--headless", "--sandbox", "--watch", str(watch)]
-        command += ["--project", "Demo Project"]
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc, watch, env
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-
-
-def test_headless_sandbox_mode_delivers_a_file_end_to_end(
-    headless: tuple[subprocess.Popen[bytes], Path, dict[str, str]], tmp_path: Path
-) -> None:
-    proc, watch, env = headless
-    log = tmp_path / "run.log"
-    wait_until(
-        "the engine running", lambda: "PostFlow is running headless" in log.read_text(errors="replace")
-    )
-    partial = watch / ".A001_C001.mov.part"
-    partial.write_bytes(os.urandom(3 * 1024 * 1024))
-    partial.rename(watch / "A001_C001.mov")
-
-    def counts() -> dict[str, int] | None:
-        done = subprocess.run(
-            [str(APP), "status", "--json"], env=env, capture_output=True, text=True, timeout=60
-        )
-        if done.returncode != 0:
-            return None
-        document = json.loads(done.stdout)
-        return document["queue"]["counts"] if document["queue"]["counts"]["done"] == 1 else None
-
-    final = wait_until("the file delivered", counts, 90)
-    assert final == {**final, "done": 1, "failed": 0}, final
-    assert "A001_C001.mov: delivered to Frame.io" in log.read_text(errors="replace")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+def test_headless_sandbox_mode_delivers_a_file_end_to_end(tmp_path: Path) -> None:
+    log = smoke_test.deliver_one_file(APP, tmp_path)  # SIGTERM at the end: a clean stop, status 0
+    assert "demo mode: built-in sandbox" in log
 
 
 def test_the_frozen_tray_app_embeds_its_icon_in_a_real_tray(tmp_path: Path) -> None:
-    from support_desktop import Desktop, missing_tools
+    from support_desktop import Desktop, missing_tools, wait_for
 
     if missing_tools():
         if os.environ.get("POSTFLOW_REQUIRE_DESKTOP"):
@@ -123,11 +55,11 @@ def test_the_frozen_tray_app_embeds_its_icon_in_a_real_tray(tmp_path: Path) -> N
     d = Desktop(tmp_path)
     try:
         d.boot()
-        d.env = {**frozen_env(d.tmp / "home"), **{k: v for k, v in d.env.items() if k in ("DISPLAY",
-                 "DBUS_SESSION_BUS_ADDRESS")}, "POSTFLOW_TRAY_WAIT": "20"}  # fmt: skip
+        session = {k: v for k, v in d.env.items() if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+        d.env = {**smoke_test.isolated_env(d.tmp / "home"), **session, "POSTFLOW_TRAY_WAIT": "20"}
         started = time.monotonic()
         app = d.start(str(APP), "--sandbox", log="frozen-postflow")
-        wait_until("the frozen icon embedded in trayer", d.embedded_icon, 90)
+        wait_for("the frozen icon embedded in trayer", d.embedded_icon, 90)
         print(f"frozen tray app: icon embedded {time.monotonic() - started:.2f} s after start")
         assert app.poll() is None, (d.tmp / "frozen-postflow.log").read_text(errors="replace")[-3000:]
         app.terminate()

@@ -357,3 +357,27 @@ async def test_a_newer_release_is_in_the_menu_and_told_once(
         app.tray._actions.open_download = opened.append
         app.tray.update_action.trigger()
         assert opened == ["https://example.com/PostFlow.dmg"]
+
+
+async def test_start_at_login_shows_what_is_really_registered_and_repairs_a_stale_entry(
+    sandbox: Any, watch_dir: Path, tray_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.desktop.login_item import LoginItem
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    LoginItem(["/old/place/postflow"], platform="linux").set_enabled(True)  # then the app was moved
+    async with tray_app(sandbox, watch_dir) as app:
+        app.open_settings()
+        dialog = app.settings_dialog
+        dialog.login_item = LoginItem(["/new/place/postflow"], platform="linux")
+        dialog.load()
+        assert dialog.start_at_login.isChecked()
+        assert "but for /old/place/postflow, not this PostFlow" in dialog.login_status.text()
+        dialog.apply()
+        assert dialog.login_item.points_here()
+        assert "starts this PostFlow (/new/place/postflow)" in dialog.login_status.text()
+        dialog.start_at_login.setChecked(False)
+        dialog.apply()
+        assert not (tmp_path / "xdg" / "autostart" / "postflow.desktop").exists()
+        assert dialog.login_status.text().startswith("Not registered")
+        await until(lambda: dialog.status.text() in ("Saved.", "Nothing to change."), "applied")

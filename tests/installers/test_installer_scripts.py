@@ -89,3 +89,26 @@ def test_the_tarballs_installer_keeps_the_users_files(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and not installed.exists() and not menu.exists()
     assert queue.read_text() == "the user's queue"
+
+
+def test_the_dmg_settings_name_the_app_applications_and_files_that_exist() -> None:
+    settings: dict[str, object] = {"defines": {"app": "dist/PostFlow.app"}}
+    source = (ROOT / "installers" / "macos" / "dmg_settings.py").read_text()
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)  # dmgbuild runs from the checkout's root (installers/macos/build.sh)
+        exec(compile(source, "dmg_settings.py", "exec"), settings)  # noqa: S102 - as dmgbuild does
+        assert Path(str(settings["icon"])).is_file() and Path(str(settings["background"])).is_file()
+    finally:
+        os.chdir(cwd)
+    assert settings["files"] == ["dist/PostFlow.app"]
+    assert settings["symlinks"] == {"Applications": "/Applications"}
+    assert set(settings["icon_locations"]) == {"PostFlow.app", "Applications"}  # type: ignore[arg-type]
+
+
+def test_the_ci_workflow_runs_scripts_that_exist() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "installers.yml").read_text()
+    for script in ("installers/macos/build.sh", r"installers\windows\build.ps1", "installers/smoke_test.py"):
+        assert script in workflow
+        assert (ROOT / script.replace("\\", "/")).is_file()
+    assert os.access(ROOT / "installers" / "macos" / "build.sh", os.X_OK)
