@@ -7,17 +7,18 @@ command that does not show a window.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app import __version__
 from app.core.errors import ConfigError, PostFlowError
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -175,6 +176,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k, None) for k in keys}
 
 
+def _run_async(work: Coroutine[Any, Any, T]) -> T:
+    """asyncio, imported when a command needs it: the tray app's icon shows before it loads."""
+    import asyncio
+
+    return asyncio.run(work)
+
+
 def _load(args: argparse.Namespace) -> Any:
     from app.core.settings import load_settings
 
@@ -200,7 +208,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"option --faults: not valid JSON: {exc}") from None
     try:
-        asyncio.run(serve_forever(config))
+        _run_async(serve_forever(config))
     except BrokenPipeError:
         raise  # stdout closed (`postflow sandbox | head -1`): main() ends quietly
     except OSError as exc:
@@ -252,7 +260,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     settings = _load(args)
     _setup_logging(settings, console=False)
     try:
-        return asyncio.run(publish(settings, args.file, tunnel=args.tunnel, lifetime=args.lifetime))
+        return _run_async(publish(settings, args.file, tunnel=args.tunnel, lifetime=args.lifetime))
     except KeyboardInterrupt:
         return EXIT_OK  # Ctrl-C is how it is meant to end
 
@@ -268,7 +276,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     _setup_logging(settings, console=False)
-    return asyncio.run(login(settings, open_browser=not args.no_browser))
+    return _run_async(login(settings, open_browser=not args.no_browser))
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
@@ -276,7 +284,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     _setup_logging(settings, console=False)
-    return asyncio.run(logout(settings))
+    return _run_async(logout(settings))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -290,12 +298,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_watch_folder(folder)
     roots = tuple(make_root(str(p), args.project, args.folder or "") for p in args.watch or ())
     if not args.headless:
-        return _tray(settings, roots)
+        return _tray(lambda: settings, roots)
     _setup_logging(settings, console=True)
     # Until the event loop installs its graceful handler, SIGTERM stops like Ctrl+C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return asyncio.run(run_headless(settings, roots))
+        return _run_async(run_headless(settings, roots))
     except KeyboardInterrupt:
         return EXIT_OK  # stopped on request before start-up finished
 
@@ -307,7 +315,7 @@ def _no_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _tray(settings: Any, roots: tuple[Any, ...] = ()) -> int:
+def _tray(load: Callable[[], Any], roots: tuple[Any, ...] = ()) -> int:
     if _no_display():
         print(
             "postflow: no desktop to show the tray app on (neither DISPLAY nor WAYLAND_DISPLAY is set).\n"
@@ -315,22 +323,20 @@ def _tray(settings: Any, roots: tuple[Any, ...] = ()) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from app.gui.tray_app import run_tray
+    from app.gui.launch import run_tray
 
-    _setup_logging(settings, console=False)
-    return run_tray(settings, roots)
+    def settings_and_log() -> Any:
+        settings = load()
+        _setup_logging(settings, console=False)
+        return settings
+
+    return run_tray(settings_and_log, roots)
 
 
 def cmd_tray(args: argparse.Namespace) -> int:
-    """``postflow`` with no command: the tray app (the built-in sandbox when no account is set)."""
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        from app.gui.fatal import show_fatal
-
-        show_fatal(exc.title, f"{exc.message}\n\nFix the file, then start PostFlow again.")
-        raise
-    return _tray(settings)
+    """``postflow`` with no command: the tray app (the built-in sandbox when no account is set).
+    Its icon shows before the settings are read; a bad config file is said in a dialog."""
+    return _tray(lambda: _load(args))
 
 
 def _check_watch_folder(folder: Path) -> None:
@@ -345,7 +351,7 @@ def cmd_move_folder(args: argparse.Namespace) -> int:
     from app.engine.maintenance import move_folder
 
     settings = _load(args)
-    moved = asyncio.run(move_folder(settings, args.old, args.new))
+    moved = _run_async(move_folder(settings, args.old, args.new))
     print(f"{moved} files of {args.old} now belong to {args.new}: nothing delivered is uploaded again.")
     print("Watch the new folder from now on (--watch, or path in config.toml).")
     return EXIT_OK
@@ -360,7 +366,7 @@ def cmd_confirm_account(args: argparse.Namespace) -> int:
     tokens = TokenStore(keychain_service(settings)).load()
     if tokens is None or not tokens.account_id:
         raise ConfigError("You are not signed in: run `postflow login` first.")
-    asyncio.run(confirm_account(settings, tokens.account_id, tokens.user_email))
+    _run_async(confirm_account(settings, tokens.account_id, tokens.user_email))
     print(f"The queue now uploads into account {tokens.account_id} ({tokens.user_email}).")
     return EXIT_OK
 

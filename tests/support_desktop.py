@@ -85,8 +85,8 @@ class Desktop:
         found = re.search(rf'^\s*(0x[0-9a-f]+) "{re.escape(name)}"', self.tree(), re.M)
         return found.group(1) if found else None
 
-    def embedded_icon(self) -> tuple[int, int] | None:
-        """The PostFlow window inside trayer's panel, and its position on screen."""
+    def embedded_icon(self, name: str = "PostFlow") -> tuple[int, int] | None:
+        """The app's icon window inside trayer's panel (named after the app), and where it is."""
         tree = self.tree()
         panel = re.search(r'^(\s*)0x[0-9a-f]+ "panel": \("panel" "trayer"\).*$', tree, re.M)
         if not panel:
@@ -95,9 +95,7 @@ class Desktop:
         for line in tree[panel.end() :].splitlines()[1:]:
             if line.strip() and len(line) - len(line.lstrip()) <= indent and line.strip().startswith("0x"):
                 break  # left the panel's subtree
-            icon = re.search(
-                r'"PostFlow": \("[^"]*" "PostFlow"\)\s+(\d+)x(\d+)\S*\s+\+(-?\d+)\+(-?\d+)', line
-            )
+            icon = re.search(rf'"{name}": \("[^"]*" "{name}"\)\s+(\d+)x(\d+)\S*\s+\+(-?\d+)\+(-?\d+)', line)
             if icon:
                 w, h, x, y = map(int, icon.groups())
                 return x + w // 2, y + h // 2

@@ -38,14 +38,22 @@ class TrayActions:
 
 
 class Tray(QObject):
-    def __init__(self, bridge: EngineBridge, actions: TrayActions, icons: TrayIcons) -> None:
+    def __init__(
+        self,
+        bridge: EngineBridge,
+        actions: TrayActions,
+        icons: TrayIcons,
+        icon: QSystemTrayIcon | None = None,
+    ) -> None:
+        """``icon``: the one already shown while PostFlow started (taken over, not replaced)."""
         super().__init__()
         self._actions = actions
         self._icons = icons
         self._snapshot: Snapshot | None = None
         self.shown_key: tuple[TrayLook, int | None] | None = None
         self.icon_changes = 0  # how many times setIcon ran (tests: only on a change)
-        self.icon = QSystemTrayIcon(self)
+        self.icon = icon or QSystemTrayIcon(self)
+        self.icon.setParent(self)
         self.menu = QMenu()
         self.menu.setTitle("PostFlow")
         self._build_menu()

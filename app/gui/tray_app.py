@@ -10,35 +10,28 @@ restarts the session against the built-in sandbox, in the same process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import socket
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
 
 from app.composition import Session, running_app
-from app.core.errors import PostFlowError
 from app.core.events import EventBus
 from app.core.jobs import WatchRoot
 from app.core.settings import Settings
 from app.gui.desktop_open import open_url
 from app.gui.engine_bridge import EngineBridge
-from app.gui.fatal import show_fatal
 from app.gui.first_run import FirstRunDialog
 from app.gui.log_view import QtLogHandler
-from app.gui.macos_dock import hide_dock_icon
 from app.gui.notice_policy import ClickTarget, Notice
 from app.gui.notifier import Notifier
 from app.gui.queue_window import QueueWindow
 from app.gui.settings_dialog import SettingsDialog
-from app.gui.single_instance import InstanceServer, ask_running_instance
+from app.gui.single_instance import InstanceServer
 from app.gui.tray import Tray, TrayActions
 from app.gui.tray_icons import TrayIcons, app_icon
 
@@ -57,7 +50,8 @@ def tray_wait_seconds() -> float:
 class TrayApp(QObject):
     """One running session's user interface. Built per session, closed before it ends."""
 
-    def __init__(self, session: Session, log_handler: QtLogHandler, *, first_run: bool) -> None:
+    def __init__(self, session: Session, log_handler: QtLogHandler, *, first_run: bool,
+                 icon: QSystemTrayIcon | None = None) -> None:  # fmt: skip
         super().__init__()
         self.session = session
         self.engine = session.engine
@@ -77,7 +71,7 @@ class TrayApp(QObject):
             sign_in=self.sign_in, sign_out=self.sign_out, quit=self.quit, user_name=self._user_name,
             open_download=self._open_download,
         )  # fmt: skip
-        self.tray = Tray(self.bridge, actions, TrayIcons())
+        self.tray = Tray(self.bridge, actions, TrayIcons(), icon=icon)
         self.notifier = Notifier(
             self.bridge, self.tray.icon, self.notice_clicked, icon_png=self._icon_png(),
             enabled=lambda: self.engine.settings.notifications,
@@ -219,39 +213,16 @@ class TrayApp(QObject):
                 widget.deleteLater()
 
 
-class _SignalWaker(QObject):
-    """SIGINT/SIGTERM end the app gracefully. Python runs signal handlers only between
-    bytecodes; Qt's C++ loop would hold them back, so the wakeup fd wakes a socket notifier."""
-
-    def __init__(self, on_signal: object) -> None:
-        super().__init__()
-        self._read, self._write = socket.socketpair()
-        self._read.setblocking(False)
-        self._write.setblocking(False)
-        signal.set_wakeup_fd(self._write.fileno())
-        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Type.Read, self)
-        self._notifier.activated.connect(self._drain)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: on_signal())  # type: ignore[operator]
-
-    def _drain(self) -> None:
-        with contextlib.suppress(OSError):
-            self._read.recv(64)
-
-    def close(self) -> None:
-        signal.set_wakeup_fd(-1)
-        self._notifier.setEnabled(False)
-        self._read.close()
-        self._write.close()
-
-
 async def run_sessions(settings: Settings, roots: Sequence[WatchRoot], log_handler: QtLogHandler,
-                       server: InstanceServer, stopping: asyncio.Event) -> int:  # fmt: skip
-    """Run sessions until Quit; "Try the sandbox" ends one and starts the next in the sandbox."""
+                       server: InstanceServer, stopping: asyncio.Event,
+                       icon: QSystemTrayIcon | None = None) -> int:  # fmt: skip
+    """Run sessions until Quit; "Try the sandbox" ends one and starts the next in the sandbox.
+    ``icon``: the tray icon shown while starting, taken over by the first session's tray."""
     first_run = not roots and not settings.watch_roots
     while True:
         async with running_app(settings, roots, bus=EventBus()) as session:
-            app = TrayApp(session, log_handler, first_run=first_run)
+            app = TrayApp(session, log_handler, first_run=first_run, icon=icon)
+            icon = None
             server.show_requested.connect(app.open_window)
             waiters = [asyncio.ensure_future(app.finished.wait()), asyncio.ensure_future(stopping.wait())]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -264,40 +235,3 @@ async def run_sessions(settings: Settings, roots: Sequence[WatchRoot], log_handl
             return 0
         settings = replace(settings, sandbox=True, sandbox_url="", client_id="")
         first_run = True
-
-
-def run_tray(settings: Settings, roots: Sequence[WatchRoot] = ()) -> int:
-    """``postflow``: the tray app until Quit. Returns the process exit code."""
-    from app.gui.webengine_setup import prepare_webengine
-
-    prepare_webengine()
-    import qasync
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
-    app.setApplicationName("PostFlow")
-    app.setApplicationDisplayName("PostFlow")
-    app.setQuitOnLastWindowClosed(False)
-    app.setWindowIcon(app_icon())
-    hide_dock_icon()  # macOS: menu bar only
-    data_dir = settings.paths.data_dir
-    if ask_running_instance(data_dir):
-        print("PostFlow is already running: its window was brought forward.", file=sys.stderr)
-        return 0
-    server = InstanceServer(data_dir)
-    handler = QtLogHandler()
-    logging.getLogger().addHandler(handler)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    stopping = asyncio.Event()
-    waker = _SignalWaker(lambda: loop.call_soon_threadsafe(stopping.set))
-    try:
-        with loop:
-            return int(loop.run_until_complete(run_sessions(settings, roots, handler, server, stopping)))
-    except PostFlowError as exc:
-        show_fatal(exc.title, exc.message)  # started from a double-click, nobody reads stderr
-        raise
-    finally:
-        waker.close()
-        server.close()
-        logging.getLogger().removeHandler(handler)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPen, QPixma
 from PySide6.QtSvg import QSvgRenderer
 
 from app.gui.resource_paths import icons_dir
-from app.gui.tray_status import TrayLook
+from app.gui.tray_look import TrayLook
 
 SIZES = (16, 22, 32, 44, 64)
 RING_STEP = 5  # percent

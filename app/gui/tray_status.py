@@ -6,20 +6,11 @@ tested without a screen, and the icon, the tooltip and the menu can never disagr
 
 from __future__ import annotations
 
-from enum import Enum
-
 from app.core.events import AuthState, Snapshot
 from app.core.units import format_duration, format_speed
+from app.gui.tray_look import TrayLook
 
-
-class TrayLook(Enum):
-    """One icon each. Order of precedence: what needs the user first, then what is moving."""
-
-    ATTENTION = "attention"  # a failure, signed out, another account, a folder or disk problem
-    OFFLINE = "offline"  # Frame.io cannot be reached: nothing to do but wait
-    PAUSED = "paused"
-    UPLOADING = "uploading"
-    IDLE = "idle"
+__all__ = ["TrayLook", "look_of", "problem_line", "progress_percent", "status_line", "tooltip"]
 
 
 def look_of(snapshot: Snapshot) -> TrayLook:

@@ -6,8 +6,10 @@ import os
 import sys
 
 
-def prepare_webengine() -> None:
-    """Call before creating the QApplication (Qt refuses QtWebEngine otherwise)."""
+def prepare_webengine(*, load_now: bool = True) -> None:
+    """Call before creating the QApplication (Qt refuses QtWebEngine otherwise). ``load_now``
+    False: only what must precede the QApplication (the shared OpenGL contexts); the module,
+    a 200 MB library, loads when the tray app's windows are imported, after the icon is up."""
     flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
     if (
         sys.platform.startswith("linux")
@@ -20,4 +22,5 @@ def prepare_webengine() -> None:
     from PySide6.QtCore import QCoreApplication, Qt
 
     QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
-    import PySide6.QtWebEngineWidgets  # noqa: F401  (must be imported before the app exists)
+    if load_now:
+        import PySide6.QtWebEngineWidgets  # noqa: F401

@@ -80,6 +80,12 @@ class DiscordNotifier:
         self._attempt_seconds: dict[int, float] = {}
         self._announced: set[tuple[str, int]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        # The engine's health probe calls check() on its own task: stop() lets a check in flight
+        # finish before the client closes (closed under it, its connection would leak).
+        self._stopped = False
+        self._checks = 0
+        self._no_check = asyncio.Event()
+        self._no_check.set()
         self._unsubscribe: Callable[[], None] | None = None
         self._in_flight: asyncio.Task[Answer] | None = None
 
@@ -111,9 +117,12 @@ class DiscordNotifier:
     async def stop(self) -> None:
         """A message in flight is let finish (a few seconds at most): cut off, it could be
         sent twice after the restart."""
+        self._stopped = True
         if self._in_flight is not None and not self._in_flight.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._in_flight), TIMEOUT.read or 15.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_check.wait(), TIMEOUT.read or 15.0)
         if self._unsubscribe is not None:  # still listening until here: nothing heard is dropped
             self._unsubscribe()
             self._unsubscribe = None
@@ -163,9 +172,16 @@ class DiscordNotifier:
     async def check(self) -> None:
         """The health probe: does the webhook still exist?"""
         url = self.url
-        if url is None:
+        if url is None or self._stopped:
             return
-        answer = await self._webhook.check(url)
+        self._checks += 1
+        self._no_check.clear()
+        try:
+            answer = await self._webhook.check(url)
+        finally:
+            self._checks -= 1
+            if not self._checks:
+                self._no_check.set()
         if url != self.url:
             return  # the address was changed meanwhile: this answer is about the old one
         if answer.outcome == "sent":
