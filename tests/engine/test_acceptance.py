@@ -7,7 +7,6 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def sandbox_config(tmp_path: Path) -> SandboxConfig:
     return SandboxConfig(state_dir=tmp_path / "sandbox-state", transcode_delay=0.05, part_size=8 * MiB)
-
-
-@pytest.fixture
-def engine_home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "engine"
-    (home / "watch").mkdir(parents=True)
-    yield home
 
 
 def done_count(sandbox: Any) -> int:

@@ -10,7 +10,6 @@ refused (403, an expired URL) and the engine renews what expired, token and plac
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def sandbox_config(tmp_path: Path) -> SandboxConfig:
     return SandboxConfig(state_dir=tmp_path / "sandbox-state", transcode_delay=0.05, part_size=1 * MiB)
-
-
-@pytest.fixture
-def engine_home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "engine"
-    (home / "watch").mkdir(parents=True)
-    yield home
 
 
 async def test_a_machine_that_slept_mid_upload_finishes_the_file_once_on_waking(
