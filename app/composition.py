@@ -55,6 +55,8 @@ class Connections:
     async def aclose(self) -> None:
         await self.frameio.aclose()
         await self._ims_http.aclose()
+        if self.frameio.proxies is not None:
+            await asyncio.to_thread(self.frameio.proxies.close)  # the proxy scripts' children
 
 
 def connect(

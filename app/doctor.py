@@ -132,8 +132,11 @@ async def _discord(settings: Settings) -> list[Health]:
     if url is None:
         return []  # no webhook: the team channel is simply not used
     proxies = await asyncio.to_thread(_proxies, settings)
-    async with httpx.AsyncClient(timeout=TIMEOUT, **routed(proxies)) as http:
-        answer = await DiscordWebhook(http).check(url)
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT, **routed(proxies)) as http:
+            answer = await DiscordWebhook(http).check(url)
+    finally:
+        await asyncio.to_thread(proxies.close)
     if answer.outcome == "sent":
         return [_health("discord", None, f"The webhook answers ({answer.detail or 'Discord'}).")]
     if answer.outcome == "gone":
@@ -175,13 +178,15 @@ async def _network(settings: Settings) -> list[Health]:
         return [_health("network", None, "Demo mode: the built-in sandbox starts with PostFlow.")]
     base = settings.sandbox_url or settings.api_url
     proxies = await asyncio.to_thread(_proxies, settings)
-    way = await asyncio.to_thread(proxies.explain, base)
     try:
+        way = await asyncio.to_thread(proxies.explain, base)
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), **routed(proxies)) as http:
             response = await http.get(f"{base}/v4/me")
     except httpx.TransportError as exc:
         where = "The sandbox" if settings.sandbox else "Frame.io"
         return [_health("network", f"{where} cannot be reached at {base} ({type(exc).__name__}; {way}).", "")]
+    finally:
+        await asyncio.to_thread(proxies.close)
     from email.utils import parsedate_to_datetime
 
     try:

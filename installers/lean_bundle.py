@@ -128,3 +128,14 @@ def linked_qt_only(binaries: list[Any], imports: Imports) -> list[Any]:
                 reached.add(base)
                 pending.append(by_name[base][1])
     return roots + [entry for name, entry in by_name.items() if name in reached]
+
+
+_FRAMEWORK = re.compile(r"(?:^|/)(Qt\w+)\.framework/")
+
+
+def without_orphan_frameworks(datas: list[Any], binaries: list[Any]) -> list[Any]:
+    """macOS: a Qt framework whose library ``linked_qt_only`` dropped leaves its Info.plist and
+    symlinks in the datas: an empty ``.framework`` that codesign refuses. They go too."""
+    kept = {m.group(1) for entry in binaries if (m := _FRAMEWORK.search(entry[0].replace("\\", "/")))}
+    return [entry for entry in datas
+            if not (m := _FRAMEWORK.search(entry[0].replace("\\", "/"))) or m.group(1) in kept]  # fmt: skip

@@ -190,3 +190,23 @@ async def test_a_proxy_set_while_running_applies_at_once(
         before = len(tinyproxy.requests())
         await session.discord.send_test()
         assert len(tinyproxy.requests()) == before
+
+
+async def test_a_proxy_that_refuses_is_reported_not_walked_around(
+    sandbox: Any, tinyproxy: Proxy, pac_server: ScriptServer
+) -> None:
+    """The script offers DIRECT after the proxy, but the proxy is there and says 407: the studio's
+    rule stands, and the answer is the user's to see (no login kept)."""
+    import httpx
+
+    from app.proxy.pac_script import PacScript
+    from app.proxy.router import ProxyRouter
+    from app.proxy.system_pac import SystemPac
+    from app.proxy.transport import RoutingTransport
+
+    pac_server.serve(f"return 'PROXY {tinyproxy.url.removeprefix('http://')}; DIRECT';")
+    router = ProxyRouter(pac_url=pac_server.url, system=SystemPac, script=PacScript)
+    async with httpx.AsyncClient(transport=RoutingTransport(router)) as http:
+        answer = await http.get(f"{sandbox.url}/v4/me")
+    assert answer.status_code == 407
+    assert router.routes(sandbox.url) == (tinyproxy.url, None)  # not marked down

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plistlib
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -244,5 +245,23 @@ def test_the_windows_run_value_is_read_back_as_the_installer_and_the_app_write_i
     ):  # list2cmdline, no spaces
         monkeypatch.setattr(item, "_windows_value", lambda value=written: value)
         assert item.points_here(), written
+    for odd in (r"C:\Users\O'Neil\PostFlow\PostFlow.exe", r"C:\u\Dev#2\PostFlow.exe"):
+        named = LoginItem([odd], platform="win32")
+        monkeypatch.setattr(named, "_windows_value", lambda odd=odd: subprocess.list2cmdline([odd]))
+        assert named.points_here(), odd  # a ' or a # in a folder name is part of the path
+    upper = r"C:\USERS\ED\APPDATA\LOCAL\PROGRAMS\POSTFLOW\POSTFLOW.EXE"
+    monkeypatch.setattr(item, "_windows_value", lambda: upper)
+    assert item.points_here()  # Windows paths know no case
     monkeypatch.setattr(item, "_windows_value", lambda: r'"C:\Program Files\Old\PostFlow.exe"')
     assert item.registered_command() == [r"C:\Program Files\Old\PostFlow.exe"] and not item.points_here()
+
+
+def test_an_appimage_registers_its_own_file_not_its_temporary_mount(monkeypatch: Any) -> None:
+    from app.desktop import login_item
+
+    monkeypatch.setattr(login_item.sys, "frozen", True, raising=False)
+    monkeypatch.setattr(login_item.sys, "executable", "/tmp/.mount_PostFlXYZ/usr/lib/postflow/postflow")
+    monkeypatch.setenv("APPIMAGE", "/home/ed/Applications/PostFlow-0.1.0-x86_64.AppImage")
+    assert login_item.launch_command() == ["/home/ed/Applications/PostFlow-0.1.0-x86_64.AppImage"]
+    monkeypatch.delenv("APPIMAGE")
+    assert login_item.launch_command() == ["/tmp/.mount_PostFlXYZ/usr/lib/postflow/postflow"]

@@ -129,7 +129,10 @@ def _optional_url(value: Any) -> str:
 
 
 def _pac_url(value: Any) -> str:
-    """Empty, or where a proxy script is: an http(s) address, or a file:// path."""
+    """Empty, or where a proxy script is: an http(s) address, or a file:// path. No user name or
+    password in it: it is shown and logged."""
+    if isinstance(value, str) and "@" in urlsplit(value.strip()).netloc:
+        raise ValueError("a proxy script address without user name or password (it is shown and logged)")
     if isinstance(value, str) and value.strip().lower().startswith("file:"):
         parts = urlsplit(value.strip())
         if not parts.path or parts.netloc not in ("", "localhost"):

@@ -21,9 +21,11 @@ LINUX_DELAY = 8  # seconds: let the panel (and its tray) start before PostFlow l
 
 
 def launch_command() -> list[str]:
-    """What starts this PostFlow: the frozen executable, or this Python with ``-m app``."""
+    """What starts this PostFlow: the AppImage file (its contents are mounted at a new temporary
+    path each run), the frozen executable, or this Python with ``-m app``."""
     if getattr(sys, "frozen", False):
-        return [sys.executable]
+        appimage = os.environ.get("APPIMAGE")
+        return [appimage] if appimage else [sys.executable]
     return [sys.executable, "-m", "app"]
 
 
@@ -66,8 +68,11 @@ class LoginItem:
             return None
 
     def points_here(self) -> bool:
-        """Registered, and for this very PostFlow."""
-        return self.registered_command() == self.command
+        """Registered, and for this very PostFlow (Windows: paths compared case-insensitively)."""
+        command = self.registered_command()
+        if command is None or self.platform != "win32":
+            return command == self.command
+        return [a.lower() for a in command] == [a.lower() for a in self.command]
 
     def describe(self) -> str:
         """The settings page's line: what is really registered, read back, in words."""
@@ -75,7 +80,7 @@ class LoginItem:
         if not self.enabled():
             return "Not registered: PostFlow starts when you open it."
         command = self.registered_command()
-        if command == self.command:
+        if self.points_here():
             return f"Registered in {where}: starts this PostFlow ({self.command[0]})."
         shown = command[0] if command else "something PostFlow cannot read"
         return (f"Registered in {where}, but for {shown}, not this PostFlow ({self.command[0]}): "
@@ -149,12 +154,13 @@ def _desktop_command(text: str) -> list[str] | None:
 
 
 def _split_windows(value: str) -> list[str]:
-    """The Run value back into arguments (``subprocess.list2cmdline``'s quoting)."""
-    import shlex as _shlex
-
-    lexer = _shlex.shlex(value, posix=True)
+    """The Run value back into arguments (``subprocess.list2cmdline``'s quoting: double quotes
+    only; a ' or # in a folder name is part of it)."""
+    lexer = shlex.shlex(value, posix=True)
     lexer.whitespace_split = True
     lexer.escape = ""  # backslashes are path separators here
+    lexer.quotes = '"'
+    lexer.commenters = ""
     return list(lexer)
 
 

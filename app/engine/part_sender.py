@@ -39,7 +39,7 @@ from app.engine.bandwidth import BandwidthLimiter
 from app.engine.read_buffer import SIZE as CHUNK
 from app.engine.read_buffer import thread_buffer
 from app.engine.upload_errors import FileChanged, SourceUnavailable
-from app.proxy.router import ProxyRouter, ProxyUnusable
+from app.proxy.router import ProxyRouter, ProxyUnusable, reachable
 from app.proxy.system_pac import SystemPac
 
 MIN_CHUNK = 64 * 1024
@@ -189,8 +189,14 @@ class _Part:
         try:
             try:
                 conn.connect()
-            except OSError:
-                self._sender.proxies.mark_down(self._route)  # the next try takes the script's next way
+            except OSError as exc:
+                refused = str(exc).startswith("Tunnel connection failed")  # the proxy answered CONNECT
+                if not refused and self._route is not None and not reachable(self._route):
+                    self._sender.proxies.mark_down(self._route)  # the next try takes the script's next way
+                if refused:
+                    raise http.client.HTTPException(
+                        str(exc).removeprefix("Tunnel connection failed: ")
+                    ) from None
                 raise
         except TimeoutError:
             raise httpx.ConnectTimeout(

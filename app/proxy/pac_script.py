@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -63,8 +64,10 @@ def parse_answer(text: Any) -> PacAnswer:
 
 
 def _host_port(text: str) -> bool:
+    """``host:port``, nothing more (no ``user@``, no path: a URL is made of it)."""
     host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+    plain = re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", host) is not None
+    return bool(sep and plain and port.isdigit() and 0 < int(port) < 65536)
 
 
 class PacScript:
@@ -86,6 +89,9 @@ class PacScript:
             raise PacError(f"the proxy script {origin} cannot be read: {_first_line(exc)}") from None
         if not defined:
             raise PacError(f"the proxy script {origin} has no FindProxyForURL function")
+
+    def close(self) -> None:
+        """Nothing to end: this one runs in this process (``pac_worker`` runs it apart)."""
 
     def find(self, url: str, host: str) -> PacAnswer:
         """Blocking: the script may resolve names."""

@@ -77,12 +77,28 @@ def gnome_pac(get: Callable[[str], str]) -> SystemPac:
     return SystemPac(url, False) if url else SystemPac(None, True)
 
 
+# Second-level names under which anyone can register a domain (co.uk, com.au, ac.jp…): a WPAD
+# lookup stops above them, as it stops above a top-level domain. Not the whole Public Suffix
+# List, the shapes that matter: a two-letter country code under one of these labels.
+PUBLIC_SECOND_LEVEL = {
+    "co", "com", "net", "org", "ac", "edu", "gov", "go", "ne", "or", "gob", "mil", "nic", "ltd", "plc",
+    "sch", "nhs", "police", "info", "biz", "nom", "gen", "firm", "ind",
+}  # fmt: skip
+
+
 def wpad_urls(fqdn: str | None = None) -> list[str]:
     """``edit3.post.studio.com`` → ``http://wpad.post.studio.com/wpad.dat``, then
-    ``http://wpad.studio.com/wpad.dat``; never a top-level domain alone (``wpad.com`` is anyone's)."""
+    ``http://wpad.studio.com/wpad.dat``; never a public suffix (``wpad.com``, ``wpad.co.uk`` are
+    anyone's: the classic WPAD hijack)."""
     name = (fqdn if fqdn is not None else socket.getfqdn()).strip(".").lower()
     labels = name.split(".")
-    return [f"http://wpad.{'.'.join(labels[i:])}/wpad.dat" for i in range(1, len(labels) - 1)]
+    urls = []
+    for i in range(1, len(labels) - 1):
+        domain = labels[i:]
+        if len(domain) == 2 and len(domain[1]) == 2 and domain[0] in PUBLIC_SECOND_LEVEL:
+            break  # studio.co.uk stops at wpad.studio.co.uk
+        urls.append(f"http://wpad.{'.'.join(domain)}/wpad.dat")
+    return urls
 
 
 def _run(command: list[str]) -> str:

@@ -4,7 +4,9 @@ httpx takes one proxy per client (or per URL pattern, fixed when the client is m
 script decides per host, may name a second proxy for when the first is down, and can change
 while PostFlow runs. So every client gets this transport: it asks the router (in a thread
 when the answer is not known yet: a script may look names up), keeps one pool of connections
-per way out, and on a proxy that cannot be reached tries the next way the script offers.
+per way out, and tries the next way the script offers when a proxy's port cannot be reached,
+or DIRECT fails to connect. A proxy that answers but refuses (403, 407, a TLS failure beyond
+it) is not walked around: the error is the user's to see.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from app.proxy.router import ProxyRouter, ProxyUnusable, Route
+from app.proxy.router import ProxyRouter, ProxyUnusable, Route, reachable
 
 log = logging.getLogger(__name__)
-UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)
+UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class RoutingTransport(httpx.AsyncBaseTransport):
@@ -39,10 +41,13 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         for index, route in enumerate(routes):
             try:
                 return await self._way(route).handle_async_request(request)
-            except UNREACHED:
-                if route is None or index == len(routes) - 1:
+            except UNREACHED:  # nothing of the request was sent yet: safe to send it another way
+                if index == len(routes) - 1:
                     raise
-                self._router.mark_down(route)  # the next way the script offers, now and for a minute
+                if route is not None:
+                    if await asyncio.to_thread(reachable, route):
+                        raise  # the proxy is there: what failed is beyond it
+                    self._router.mark_down(route)  # the next way the script offers, for a minute
         raise AssertionError("a router answer always holds a route")  # pragma: no cover
 
     def _way(self, route: Route) -> httpx.AsyncHTTPTransport:

@@ -16,6 +16,7 @@ rm -rf "$TARGET.new"
 cp -a "$HERE/PostFlow" "$TARGET.new"
 rm -rf "$TARGET"
 mv "$TARGET.new" "$TARGET"
-sed "s|^Exec=.*|Exec=$TARGET/postflow|" "$HERE/postflow.desktop" > "$DATA/applications/postflow.desktop"
+# Quoted, as the desktop entry spec wants a path that may hold spaces.
+sed "s|^Exec=.*|Exec=\"$TARGET/postflow\"|" "$HERE/postflow.desktop" > "$DATA/applications/postflow.desktop"
 cp "$HERE/postflow.png" "$DATA/icons/hicolor/512x512/apps/postflow.png"
 echo "PostFlow installed in $TARGET; it is in your applications menu."

@@ -9,6 +9,7 @@
 Unicode true
 !include "MUI2.nsh"
 !include "Sections.nsh"
+!include "LogicLib.nsh"
 
 !ifndef VERSION
   !error "give the version: makensis -DVERSION=x.y.z …"
@@ -25,6 +26,34 @@ Unicode true
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP}"
 !define RUN_KEY "Software\Microsoft\Windows\CurrentVersion\Run"
 !define DATA_DIR "$LOCALAPPDATA\${APP}"  ; platformdirs: settings, queue, history and logs
+
+; Sign the uninstaller too, when build.ps1 signs (NSIS 3.08+ runs it on the written file).
+!ifdef SIGN_COMMAND
+  !uninstfinalize '${SIGN_COMMAND} "%1"'
+!endif
+
+; A running PostFlow holds its files. Ask it to close, wait up to 15 s, then end it: the
+; engine is crash-safe (an upload cut off resumes, never doubles), files in use are not.
+!macro StopPostFlow
+  nsExec::Exec 'taskkill /IM "${EXE}"'
+  Pop $0
+  StrCpy $1 0
+  ${Do}
+    nsExec::Exec 'cmd /c tasklist /FI "IMAGENAME eq ${EXE}" /NH | find /I "${EXE}"'
+    Pop $0  ; 0: find saw it, still running
+    ${If} $0 != 0
+      ${Break}
+    ${EndIf}
+    ${If} $1 >= 15
+      nsExec::Exec 'taskkill /F /IM "${EXE}"'
+      Pop $0
+      Sleep 1000
+      ${Break}
+    ${EndIf}
+    Sleep 1000
+    IntOp $1 $1 + 1
+  ${Loop}
+!macroend
 
 Name "${APP} ${VERSION}"
 OutFile "${OUTFILE}"
@@ -55,9 +84,8 @@ BrandingText "${APP} ${VERSION}"
 
 Section "PostFlow" SecApp
   SectionIn RO
-  ; A running PostFlow holds its files: ask it to quit first (it finishes the part in flight).
-  nsExec::Exec 'taskkill /IM "${EXE}"'
-  Sleep 1000
+  !insertmacro StopPostFlow
+  RMDir /r "$INSTDIR\_internal"  ; an update leaves no library of the old version behind
   SetOutPath "$INSTDIR"
   File /r "${PAYLOAD}\*"
   WriteUninstaller "$INSTDIR\Uninstall.exe"
@@ -89,11 +117,14 @@ LangString DESC_Login ${LANG_ENGLISH} "Start PostFlow in the notification area a
 !insertmacro MUI_FUNCTION_DESCRIPTION_END
 
 Section "Uninstall"
-  nsExec::Exec 'taskkill /IM "${EXE}"'
-  Sleep 1000
+  !insertmacro StopPostFlow
   Delete "$SMPROGRAMS\${APP}.lnk"
   DeleteRegValue HKCU "${RUN_KEY}" "${APP}"
-  RMDir /r "$INSTDIR"
+  ; Only what the installer put there: the folder may be one the user chose and also uses.
+  RMDir /r "$INSTDIR\_internal"
+  Delete "$INSTDIR\${EXE}"
+  Delete "$INSTDIR\Uninstall.exe"
+  RMDir "$INSTDIR"
   DeleteRegKey HKCU "${UNINSTALL_KEY}"
   DeleteRegKey HKCU "Software\${APP}"
   ; The queue, the history of what was delivered and the settings stay unless the user says so:

@@ -8,7 +8,9 @@ at its executable; without it these tests skip (build it the same way to run the
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +45,21 @@ def test_version(tmp_path: Path) -> None:
 def test_headless_sandbox_mode_delivers_a_file_end_to_end(tmp_path: Path) -> None:
     log = smoke_test.deliver_one_file(APP, tmp_path)  # SIGTERM at the end: a clean stop, status 0
     assert "demo mode: built-in sandbox" in log
+
+
+def test_the_frozen_app_runs_proxy_scripts_in_its_own_child(tmp_path: Path) -> None:
+    requests = [
+        {"load": "function FindProxyForURL(u, h) { return 'PROXY p:3128; DIRECT'; }", "origin": "t.pac"},
+        {"find": "https://api.frame.io/", "host": "api.frame.io"},
+    ]
+    lines = "".join(json.dumps(r) + "\n" for r in requests)
+    env = smoke_test.isolated_env(tmp_path)
+    done = subprocess.run(
+        [str(APP), "--pac-worker"], input=lines, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert answers == [{"ok": True}, {"routes": ["http://p:3128", None], "skipped": []}]
 
 
 def test_the_frozen_tray_app_embeds_its_icon_in_a_real_tray(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from app import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "installers"))
-from lean_bundle import is_qt_library, keep, linked_qt_only  # noqa: E402
+from lean_bundle import is_qt_library, keep, linked_qt_only, without_orphan_frameworks  # noqa: E402
 
 
 class Recorder:
@@ -124,3 +124,15 @@ def test_only_the_qt_libraries_something_links_to_stay() -> None:
     assert not is_qt_library(
         "PySide6/Qt/lib/QtWebEngineCore.framework/Helpers/QtWebEngineProcess.app/Contents/MacOS/QtWebEngineProcess"
     )
+
+
+def test_a_dropped_framework_leaves_no_empty_folder_behind() -> None:
+    binaries = [("PySide6/Qt/lib/QtCore.framework/Versions/A/QtCore", "/s/QtCore", "BINARY")]
+    datas = [
+        ("PySide6/Qt/lib/QtCore.framework/Resources/Info.plist", "/s/a", "DATA"),
+        ("PySide6/Qt/lib/Qt3DCore.framework/Resources/Info.plist", "/s/b", "DATA"),
+        ("PySide6/Qt/lib/Qt3DCore.framework/Qt3DCore", "Versions/Current/Qt3DCore", "SYMLINK"),
+        ("resources/icons/postflow.png", "/s/c", "DATA"),
+    ]
+    kept = [dest for dest, _src, _kind in without_orphan_frameworks(datas, binaries)]
+    assert kept == ["PySide6/Qt/lib/QtCore.framework/Resources/Info.plist", "resources/icons/postflow.png"]

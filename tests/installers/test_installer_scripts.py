@@ -83,7 +83,7 @@ def test_the_tarballs_installer_keeps_the_users_files(tmp_path: Path) -> None:
     installed = home / ".local" / "opt" / "PostFlow" / "postflow"
     menu = home / ".local" / "share" / "applications" / "postflow.desktop"
     assert subprocess.run([str(installed)], capture_output=True, text=True).stdout == "PostFlow stand-in\n"
-    assert f"Exec={installed}" in menu.read_text()
+    assert f'Exec="{installed}"' in menu.read_text()
     done = subprocess.run(
         ["sh", str(stage / "install.sh"), "--uninstall"], env=env, capture_output=True, text=True
     )

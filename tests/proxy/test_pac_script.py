@@ -27,6 +27,8 @@ def answer(body: str, host: str = "api.frame.io", url: str = "") -> PacAnswer:
         ("SOCKS s:1080; PROXY p:3128", ("http://p:3128",), ("SOCKS s:1080",)),
         ("HTTPS secure:443", (), ("HTTPS secure:443",)),
         ("PROXY nohost", (), ("PROXY nohost",)),
+        ("PROXY user:pw@evil:80; DIRECT", (None,), ("PROXY user:pw@evil:80",)),
+        ("PROXY [::1]:3128", ("http://[::1]:3128",), ()),
         ("", (None,), ()),
         (None, (None,), ()),
     ],

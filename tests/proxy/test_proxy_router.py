@@ -5,12 +5,15 @@ nothing stops."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support_pac_server import ScriptServer
 
+from app.proxy.pac_script import PacScript
 from app.proxy.router import DOWN_FOR, ROUTE_TTL, ProxyRouter, ProxyUnusable, origin
 from app.proxy.system_pac import SystemPac
 
@@ -42,8 +45,10 @@ def no_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 NO_SYSTEM_SCRIPT = SystemPac()
 
 
-def router(clock: Clock | None = None, system: SystemPac = NO_SYSTEM_SCRIPT, **kwargs: object) -> ProxyRouter:
-    return ProxyRouter(system=lambda: system, clock=clock or Clock(), **kwargs)  # type: ignore[arg-type]
+def router(clock: Clock | None = None, system: SystemPac = NO_SYSTEM_SCRIPT, **kwargs: Any) -> ProxyRouter:
+    """Scripts run in this process here (quicker); test_pac_worker runs them apart."""
+    kwargs.setdefault("script", PacScript)
+    return ProxyRouter(system=lambda: system, clock=clock or Clock(), **kwargs)
 
 
 def test_nothing_configured_goes_direct() -> None:
@@ -189,3 +194,56 @@ def test_what_a_script_is_asked_carries_no_path_or_query() -> None:
     assert origin("https://s3.amazonaws.com/bucket/part?X-Amz-Signature=abc") == "https://s3.amazonaws.com/"
     assert origin("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080/"
     assert origin("https://[::1]:443/") == "https://[::1]:443/"
+
+
+def test_no_proxy_alone_leaves_the_systems_script_in_charge(
+    monkeypatch: pytest.MonkeyPatch, pac_server: ScriptServer
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "localhost")  # common on developer machines: no proxy named
+    pac_server.serve("return 'PROXY sys:3128';")
+    assert router(system=SystemPac(pac_server.url)).routes(FRAMEIO) == ("http://sys:3128",)
+
+
+def test_the_keychains_login_never_goes_to_a_proxy_wpad_found(pac_server: ScriptServer) -> None:
+    pac_server.serve("return 'PROXY found:3128';")
+    found = router(system=SystemPac(None, True), wpad=lambda: [pac_server.url], credentials="jane:s3cret")
+    assert found.routes(FRAMEIO) == ("http://found:3128",)  # whoever answers wpad.<domain> is not trusted
+    system = router(system=SystemPac(pac_server.url), credentials="jane:s3cret")
+    assert system.routes(FRAMEIO) == ("http://jane:s3cret@found:3128",)  # the system's own: trusted
+
+
+def test_settings_changed_during_a_decision_win(pac_server: ScriptServer) -> None:
+    """A slow script still deciding when the user sets a proxy: its answer is not kept."""
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowScript(PacScript):
+        def find(self, url: str, host: str) -> Any:
+            entered.set()
+            release.wait(10)
+            return super().find(url, host)
+
+    pac_server.serve("return 'DIRECT';")
+    chosen = router(pac_url=pac_server.url, script=SlowScript)
+    answers: list[tuple[str | None, ...]] = []
+    asking = threading.Thread(target=lambda: answers.append(chosen.routes(FRAMEIO)))
+    asking.start()
+    assert entered.wait(10)
+    chosen.configure("http://manual:3128", "")
+    release.set()
+    asking.join(10)
+    assert answers == [("http://manual:3128",)] and chosen.routes(FRAMEIO) == ("http://manual:3128",)
+
+
+def test_the_same_settings_again_keep_what_is_known(pac_server: ScriptServer) -> None:
+    pac_server.serve("return 'PROXY one:1';")
+    chosen = router(pac_url=pac_server.url)
+    assert chosen.routes(FRAMEIO) == ("http://one:1",)
+    chosen.configure(None, pac_server.url)  # an Apply in another tab: nothing changed here
+    assert chosen.cached(FRAMEIO) == ("http://one:1",) and pac_server.hits == 1
+
+
+def test_an_oversized_script_is_refused(pac_server: ScriptServer, caplog: pytest.LogCaptureFixture) -> None:
+    pac_server.body = b"//" + b"x" * 1_100_000
+    with caplog.at_level(logging.WARNING):
+        assert router(pac_url=pac_server.url).routes(FRAMEIO) == (None,)
+    assert any("larger than a proxy script can be" in r.getMessage() for r in caplog.records)

@@ -56,4 +56,9 @@ def test_wpad_is_looked_up_in_each_parent_domain_but_never_a_top_level_one() -> 
         "http://wpad.studio.com/wpad.dat",
     ]
     assert wpad_urls("laptop.local.") == []  # wpad.local would be anyone's
+    assert wpad_urls("edit3.post.studio.co.uk") == [
+        "http://wpad.post.studio.co.uk/wpad.dat",
+        "http://wpad.studio.co.uk/wpad.dat",
+    ]  # never wpad.co.uk: anyone can register under co.uk
+    assert wpad_urls("bay2.studio.com.au") == ["http://wpad.studio.com.au/wpad.dat"]
     assert wpad_urls("laptop") == []
