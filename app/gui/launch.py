@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # the types only: their modules load after the icon is up
 def run_tray(load: Callable[[], Settings], roots: Sequence[WatchRoot] = ()) -> int:
     """``postflow``: the tray app until Quit. Returns the process exit code. ``load`` reads the
     settings (and sets up the log), once the icon is up: a bad config file is said in a dialog."""
+    # A SIGTERM or Ctrl+C while the rest loads (a log-out right after log-in) is kept for the
+    # loop, which then stops the session cleanly, instead of killing the process half-started.
+    asked_to_stop: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: asked_to_stop.append(number))
     prepare_webengine(load_now=False)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
@@ -75,6 +80,8 @@ def run_tray(load: Callable[[], Settings], roots: Sequence[WatchRoot] = ()) -> i
     stopping = asyncio.Event()
     starting.quit.triggered.connect(stopping.set)
     waker = _SignalWaker(lambda: loop.call_soon_threadsafe(stopping.set))
+    if asked_to_stop:
+        stopping.set()
     try:
         with loop:
             sessions = run_sessions(settings, roots, handler, server, stopping, starting.icon)

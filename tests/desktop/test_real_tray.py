@@ -124,3 +124,13 @@ def menu_open(d: Desktop) -> bool:
         if override and "IsViewable" in info and width and int(width.group(1)) > 60:
             return True
     return False
+
+
+def test_a_sigterm_while_starting_stops_cleanly(desktop: Desktop) -> None:
+    """The icon shows before the rest has loaded: a SIGTERM then (a log-out right after log-in)
+    still ends in a clean stop, status 0, not a process killed half-started."""
+    d = desktop
+    app = d.start(sys.executable, "-m", "app", "--sandbox", log="postflow-early")
+    wait_for("the icon embedded in trayer", d.embedded_icon)
+    app.terminate()
+    assert app.wait(60) == 0, (d.tmp / "postflow-early.log").read_text(errors="replace")[-3000:]
