@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -92,6 +92,7 @@ class ProxyRouter:
         self._said: set[str] = set()
         self._generation = 0  # a decision made under older settings is not kept
         self._busy: dict[str, threading.Lock] = {}  # one fetch per script, one decision per origin
+        self.asking: dict[str, Any] = {}  # origin → the event loop's task asking (RoutingTransport)
         self.manual: str | None = None
         self.pac_url = ""
         self.credentials: str | None = None

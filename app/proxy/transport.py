@@ -12,12 +12,13 @@ it) is not walked around: the error is the user's to see.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 import httpx
 
-from app.proxy.router import ProxyRouter, ProxyUnusable, Route, reachable
+from app.proxy.router import ProxyRouter, ProxyUnusable, Route, origin, reachable
 
 log = logging.getLogger(__name__)
 UNREACHED = (httpx.ConnectError, httpx.ConnectTimeout)
@@ -35,7 +36,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         routes = self._router.cached(url)
         if routes is None:
             try:
-                routes = await asyncio.to_thread(self._router.routes, url)
+                routes = await self._ask(url)
             except ProxyUnusable as exc:
                 raise httpx.ConnectError(str(exc), request=request) from None
         for index, route in enumerate(routes):
@@ -50,6 +51,18 @@ class RoutingTransport(httpx.AsyncBaseTransport):
                     self._router.mark_down(route)  # the next way the script offers, for a minute
         raise AssertionError("a router answer always holds a route")  # pragma: no cover
 
+    async def _ask(self, url: str) -> tuple[Route, ...]:
+        """One thread asks the router per origin, however many requests wait for the answer (a
+        burst of part uploads must not take every worker thread while a script is fetched)."""
+        key = origin(url)
+        asking = self._router.asking
+        task = asking.get(key)
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.ensure_future(asyncio.to_thread(self._router.routes, url))
+            asking[key] = task
+            task.add_done_callback(functools.partial(_settled, asking, key))
+        return await asyncio.shield(task)  # a request cancelled leaves the others their answer
+
     def _way(self, route: Route) -> httpx.AsyncHTTPTransport:
         way = self._ways.get(route)
         if way is None:
@@ -61,6 +74,13 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         ways, self._ways = list(self._ways.values()), {}
         for way in ways:
             await way.aclose()
+
+
+def _settled(asking: dict[str, Any], key: str, task: asyncio.Future[Any]) -> None:
+    if asking.get(key) is task:
+        del asking[key]
+    if not task.cancelled():
+        task.exception()  # seen here, whoever was waiting for it
 
 
 def routed(router: ProxyRouter | None) -> dict[str, Any]:

@@ -247,3 +247,25 @@ def test_an_oversized_script_is_refused(pac_server: ScriptServer, caplog: pytest
     with caplog.at_level(logging.WARNING):
         assert router(pac_url=pac_server.url).routes(FRAMEIO) == (None,)
     assert any("larger than a proxy script can be" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_burst_of_requests_asks_the_router_once(pac_server: ScriptServer) -> None:
+    import asyncio
+
+    import httpx
+
+    from app.proxy.transport import RoutingTransport
+
+    asked: list[str] = []
+
+    class Counting(PacScript):
+        def find(self, url: str, host: str) -> Any:
+            asked.append(host)
+            return super().find(url, host)
+
+    pac_server.serve("return 'DIRECT';")
+    chosen = router(pac_url=pac_server.url, script=Counting)
+    async with httpx.AsyncClient(transport=RoutingTransport(chosen)) as http:
+        answers = await asyncio.gather(*(http.get(pac_server.url) for _ in range(20)))
+    assert all(a.status_code == 200 for a in answers)
+    assert asked == ["127.0.0.1"] and chosen.asking == {}
