@@ -107,6 +107,8 @@ def main() -> int:
                 reply = {"routes": list(found.routes), "skipped": list(found.skipped)}
         except PacError as exc:
             reply = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - said to PostFlow, which goes on without the script
+            reply = {"error": f"the proxy script {request.get('origin', '')} cannot be run here: {exc}"}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
     return 0

@@ -61,6 +61,7 @@ def test_the_spec_parses_and_references_only_files_that_exist(
     assert missing == [], missing
     assert Path(args[0][0]) == ROOT / "app" / "__main__.py"  # handles --cloudflared-standin too
     assert any(dest == "licenses" and "cloudflared" in src for src, dest in kwargs["datas"])
+    assert any(dest == "dukpy/jsruntime" for _src, dest in kwargs["datas"])  # the PAC runner's runtime
     assert exe_kwargs["console"] is False and exe_kwargs["exclude_binaries"] is True  # one-folder
     if platform == "darwin":
         _bundle_args, bundle = steps["BUNDLE"]
