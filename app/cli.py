@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     proxy_login.add_argument("--clear", action="store_true", help="forget the stored user name and password")
     _add_settings_flags(proxy_login)
 
+    login_item = sub.add_parser(
+        "start-at-login",
+        help="start PostFlow when you log in: on, off, or status (what is really registered)",
+    )
+    login_item.add_argument("state", nargs="?", choices=("on", "off", "status"), default="status")
+
     publish = sub.add_parser(
         "publish", help="serve one file as pull mode does and print its URL (first line) until Ctrl-C"
     )
@@ -230,6 +236,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         write_bundle(settings, args.bundle, lines, checks)
         print(f"Diagnostics written to {args.bundle} (no tokens, secrets or webhook addresses in it).")
     return EXIT_FAILURE if any(not c["ok"] for c in checks) else EXIT_OK
+
+
+def cmd_start_at_login(args: argparse.Namespace) -> int:
+    """The login item of this PostFlow (the installed app when frozen), read back after a change:
+    for IT's deployment scripts and machines set up over SSH, as Settings → General does it."""
+    from app.desktop.login_item import LoginItem
+
+    item = LoginItem()
+    if args.state != "status":
+        item.set_enabled(args.state == "on")
+    print(item.describe())
+    if args.state == "status":
+        return EXIT_OK
+    done = item.points_here() if args.state == "on" else not item.enabled()  # read back, not assumed
+    return EXIT_OK if done else EXIT_FAILURE
 
 
 def cmd_proxy_login(args: argparse.Namespace) -> int:
@@ -436,6 +457,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
     "publish": cmd_publish,
     "proxy-login": cmd_proxy_login,
+    "start-at-login": cmd_start_at_login,
     "run": cmd_run,
     "login": cmd_login,
     "logout": cmd_logout,

@@ -190,3 +190,19 @@ def test_the_tray_app_without_a_desktop_points_to_headless_mode(tmp_path: Path) 
     )
     assert result.returncode == 2
     assert "no desktop" in result.stderr and "postflow run --headless" in result.stderr
+
+
+def test_start_at_login_on_status_off_read_back(tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    entry = tmp_path / "xdg" / "autostart" / "postflow.desktop"
+    assert run("start-at-login", env=env).stdout.startswith("Not registered")
+    on = run("start-at-login", "on", env=env)
+    assert on.returncode == 0 and "starts this PostFlow" in on.stdout and entry.is_file()
+    assert f"exec {sys.executable} -m app" in entry.read_text()
+    entry.write_text(entry.read_text().replace(sys.executable, "/old/place/python"))  # moved since
+    stale = run("start-at-login", env=env)
+    assert "but for /old/place/python" in stale.stdout
+    assert run("start-at-login", "on", env=env).returncode == 0  # points it here again
+    off = run("start-at-login", "off", env=env)
+    assert off.returncode == 0 and off.stdout.startswith("Not registered") and not entry.exists()
+    assert run("start-at-login", "sometimes", env=env).returncode == 2

@@ -62,6 +62,42 @@ def test_the_frozen_app_runs_proxy_scripts_in_its_own_child(tmp_path: Path) -> N
     assert answers == [{"ok": True}, {"routes": ["http://p:3128", None], "skipped": []}]
 
 
+def test_start_at_login_registers_the_installed_app_and_the_entry_starts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support_desktop import Desktop, missing_tools, wait_for
+
+    from app.desktop.login_item import LoginItem
+
+    home = tmp_path / "user"  # (the Desktop below makes its own "home")
+    env = smoke_test.isolated_env(home)
+    monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])  # where this test reads it back
+
+    def login_item(state: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(APP), "start-at-login", state], env=env, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+
+    on = login_item("on")
+    assert on.returncode == 0 and f"starts this PostFlow ({APP})" in on.stdout, on.stdout + on.stderr
+    registered = LoginItem(home=home, platform="linux", command=[str(APP)])
+    registered_command = registered.registered_command()
+    assert registered_command == [str(APP)] and "starts this PostFlow" in login_item("status").stdout
+    if not missing_tools():  # what the session will run at the next login, run now
+        d = Desktop(tmp_path)
+        try:
+            d.boot()
+            session = {k: v for k, v in d.env.items() if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+            d.env = {**env, **session, "POSTFLOW_TRAY_WAIT": "20"}
+            app = d.start(*registered_command, log="from-login-item")
+            wait_for("the icon of the app the login item starts", d.embedded_icon, 90)
+            app.terminate()
+            assert app.wait(60) == 0
+        finally:
+            d.stop()
+    off = login_item("off")
+    assert off.returncode == 0 and registered.registered_command() is None
+
+
 def test_the_frozen_tray_app_embeds_its_icon_in_a_real_tray(tmp_path: Path) -> None:
     from support_desktop import Desktop, missing_tools, wait_for
 
