@@ -117,11 +117,12 @@ class NetworkSettings(QWidget):
         self.show_way()
 
     def values(self) -> dict[str, Any]:
-        """The one setting the chosen way uses; the other is emptied (it would not be used)."""
+        """The one setting the chosen way uses; the other is emptied (it would not be used). The
+        chosen one left blank is None: the settings' own check explains what it needs."""
         mode = self.mode()
         return {
-            "proxy_url": self.proxy.text() if mode == MANUAL else "",
-            "pac_url": self.pac_url.text() if mode == SCRIPT else "",
+            "proxy_url": (self.proxy.text().strip() or None) if mode == MANUAL else "",
+            "pac_url": (self.pac_url.text().strip() or None) if mode == SCRIPT else "",
         }
 
     def mode(self) -> str:

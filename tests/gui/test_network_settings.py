@@ -44,6 +44,12 @@ async def test_the_way_out_is_chosen_checked_saved_and_said(
             lambda: "no proxy configured" in network.way.text(), f"the way said ({network.way.text()})"
         )
 
+        network.modes[MANUAL].setChecked(True)  # chosen, left blank: said, not saved as "no proxy"
+        dialog.status.clear()
+        dialog.apply()
+        await until(lambda: not dialog.errors["proxy_url"].isHidden(), "the missing address explained")
+        assert "a proxy address such as http://proxy:3128" in dialog.errors["proxy_url"].text()
+
         network.modes[SCRIPT].setChecked(True)
         assert network.pac_url.isEnabled()
         network.pac_url.setText("ftp://wpad/proxy.pac")
