@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support_clock import Clock
 from support_pac_server import ScriptServer
 
 from app.proxy.pac_script import PacScript
@@ -18,14 +19,6 @@ from app.proxy.router import DOWN_FOR, ROUTE_TTL, ProxyRouter, ProxyUnusable, or
 from app.proxy.system_pac import SystemPac
 
 FRAMEIO = "https://api.frame.io/v4/me"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -15,18 +15,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from support_clock import Clock
 
 from app.pull.range_server import RangeServer
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
