@@ -78,7 +78,10 @@ class IsolatedPacScript:
         if line is None:
             self.close()
             raise PacError(f"the proxy script {self.origin} stopped while {doing}")
-        answer: dict[str, Any] = json.loads(line)
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except ValueError:
+            raise PacError(f"the proxy script {self.origin} answered something unreadable") from None
         if "error" in answer:
             raise PacError(str(answer["error"]))
         return answer
@@ -93,6 +96,8 @@ def _pump(stream: IO[str], answers: queue.Queue[str | None]) -> None:
 
 def main() -> int:
     """The child: one script, answers until stdin closes."""
+    protocol = sys.stdout
+    sys.stdout = sys.stderr  # what the script prints (console.log) stays out of the answers
     script: PacScript | None = None
     for line in sys.stdin:
         request = json.loads(line)
@@ -109,8 +114,8 @@ def main() -> int:
             reply = {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - said to PostFlow, which goes on without the script
             reply = {"error": f"the proxy script {request.get('origin', '')} cannot be run here: {exc}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        protocol.write(json.dumps(reply) + "\n")
+        protocol.flush()
     return 0
 
 

@@ -17,7 +17,9 @@ from app.proxy.system_pac import SystemPac
 
 
 def test_a_script_answers_from_its_child_process() -> None:
-    script = IsolatedPacScript("function FindProxyForURL(u, h) { return 'PROXY p:3128; DIRECT'; }", "t.pac")
+    source = "console.log('hi'); "
+    source += "function FindProxyForURL(u, h) { console.log(h); return 'PROXY p:3128; DIRECT'; }"
+    script = IsolatedPacScript(source, "t.pac")  # what it prints is not taken for an answer
     try:
         assert script.find("https://api.frame.io/", "api.frame.io").routes == ("http://p:3128", None)
     finally:
