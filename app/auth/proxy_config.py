@@ -20,7 +20,7 @@ import urllib.parse
 from app.auth.token_store import TokenStore
 from app.core.logging_setup import SECRETS
 from app.core.settings import Settings
-from app.proxy.router import ProxyRouter
+from app.proxy.router import ProxyRouter, with_credentials
 
 PROXY_KEY = "proxy"
 
@@ -52,13 +52,7 @@ def proxy_url(
     decide). Blocking unless ``credentials`` are given."""
     if not settings.proxy_url:
         return None
-    credentials = credentials or proxy_credentials(settings, store)
-    if not credentials:
-        return settings.proxy_url
-    user, _, password = credentials.partition(":")
-    quoted = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
-    parts = urllib.parse.urlsplit(settings.proxy_url)
-    return urllib.parse.urlunsplit((parts.scheme, f"{quoted}@{parts.netloc}", "", "", ""))
+    return with_credentials(settings.proxy_url, credentials or proxy_credentials(settings, store))
 
 
 def proxy_router(settings: Settings, store: TokenStore | None = None) -> ProxyRouter:

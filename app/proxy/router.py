@@ -223,7 +223,7 @@ class ProxyRouter:
         except PacError as exc:
             self._say_once(f"run {url}", f"{exc}: the next proxy setting decides meanwhile")
             return None
-        routes = tuple(_with_credentials(r, credentials) for r in answer.routes)
+        routes = tuple(with_credentials(r, credentials) for r in answer.routes)
         if not routes:
             raise ProxyUnusable(
                 f"the proxy script sends {host} only through {', '.join(answer.skipped)}, which PostFlow "
@@ -288,7 +288,8 @@ class ProxyRouter:
         log.warning(words)
 
 
-def _with_credentials(route: Route, credentials: str | None) -> Route:
+def with_credentials(route: Route, credentials: str | None) -> Route:
+    """``http://host:port`` with ``user:password`` in it, quoted (every form masked in the logs)."""
     if route is None or not credentials:
         return route
     user, _, password = credentials.partition(":")
