@@ -101,13 +101,18 @@ def free_port() -> int:
         return port
 
 
+_RATE_LIMITED = re.compile(r"too many requests|(?<![\d.:])429(?!\d)")
+_EDGE_PORT = re.compile(r"(?<!\d)7844(?!\d)")
+
+
 def explain_failure(lines: Sequence[str], returncode: int | None) -> tuple[str, str]:
     """What went wrong, in words, from cloudflared's last lines; and what to do."""
     text = "\n".join(lines).lower()
-    if "429" in text or "too many requests" in text:
+    # Whole numbers only: the banner's own URLs carry ports such as :42913 or :17844.
+    if _RATE_LIMITED.search(text):
         return ("Cloudflare refused to create a tunnel right now (too many requests).",
                 "PostFlow tries again with growing pauses; nothing to do unless it lasts.")  # fmt: skip
-    if "7844" in text or "failed to dial" in text or "connection refused" in text and "edge" in text:
+    if _EDGE_PORT.search(text) or "failed to dial" in text or "connection refused" in text and "edge" in text:
         return ("cloudflared cannot reach Cloudflare: port 7844 (UDP and TCP) looks blocked on this network.",
                 "Ask IT to allow outgoing port 7844, or use push uploads.")  # fmt: skip
     if "proxy" in text:

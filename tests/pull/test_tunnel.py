@@ -181,6 +181,22 @@ def test_failures_are_explained_from_cloudflareds_last_lines() -> None:
     assert "did not become reachable" in explain_failure(["INF starting"], None)[0]
 
 
+@pytest.mark.parametrize(
+    ("line", "returncode", "words"),
+    [
+        ('ERR Error unmarshaling QuickTunnel response: status_code="429 Too Many Requests"', 1, "too many"),
+        ("ERR failed to dial to edge with quic: 198.41.192.7:7844 timeout", None, "port 7844"),
+        # A banner whose own ports contain 429 or 7844 is not a rate limit nor a blocked edge.
+        ("INF |  http://127.0.0.1:42913  |  metrics on 127.0.0.1:17844", 1, "exit code 1"),
+        ("INF |  http://127.0.0.1:34290  |  https://ab-78441.example", 1, "exit code 1"),
+    ],
+)
+def test_numbers_in_cloudflareds_lines_are_matched_whole(
+    line: str, returncode: int | None, words: str
+) -> None:
+    assert words in explain_failure([line], returncode)[0].lower()
+
+
 def test_the_stand_in_refuses_flags_cloudflared_does_not_know() -> None:
     run = subprocess.run([*cloudflared.command(), "tunnel", "--bogus"], capture_output=True, text=True)
     assert run.returncode == 1 and "Incorrect Usage: flag provided but not defined" in run.stderr
