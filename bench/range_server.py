@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from app.engine.bandwidth import BandwidthLimiter  # noqa: E402
 from app.pull.range_server import RangeServer  # noqa: E402
 
 MiB = 1 << 20
@@ -41,10 +42,11 @@ def make_file(path: Path, size: int) -> None:
 
 
 class ServerThread:
-    """The range server on its own loop, like the app's (the loop is not curl's)."""
+    """The range server on its own loop, like the app's (the loop is not curl's), with the
+    app's throttle: the shared bandwidth limiter, here with no limit set (the default)."""
 
     def __init__(self) -> None:
-        self.server = RangeServer(max_in_flight=64)
+        self.server = RangeServer(max_in_flight=64, throttle=BandwidthLimiter(0).consume)
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()

@@ -10,7 +10,7 @@ published, and nothing else can be learnt from it:
 - no listings, ``Cache-Control: no-store, private``, at most ``max_in_flight`` requests at once
   (well under the tunnel's 200), the others a 503 with ``Retry-After``;
 - GET and HEAD only, with ranges (``range_header``), ``ETag``/``Last-Modified``, ``If-Range`` and
-  ``If-None-Match``; the bytes are read in a worker thread, a slice ahead of the socket;
+  ``If-None-Match``; the bytes go by ``sendfile`` from sender threads, never the event loop;
 - a file that changes while published (size, mtime, inode) is never served again: mixed bytes
   would make a corrupt upload that looks fine. ``on_changed`` tells the engine, whose job fails.
 Access logs name the publication by a short digest of its token, never the token itself.
@@ -22,10 +22,13 @@ import asyncio
 import hashlib
 import logging
 import os
+import queue
 import secrets
-import sys
+import select
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from typing import IO
@@ -39,11 +42,9 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 24  # 192 random bits
 NOT_FOUND = b"Not found.\n"
 NO_STORE = {"Cache-Control": "no-store, private"}
-SLICE = 32 << 20  # bytes brought into the page cache by a worker thread, then sent by sendfile
-SEND_PIECE = 8 << 20  # bytes per sendfile call: progress and activity are counted per piece
-PROBE_EVERY = 1 << 20  # how finely a slice is probed for being in the page cache
+SEND_PIECE = 8 << 20  # bytes per sender-thread task: progress and activity are counted per piece
 FINAL_PIECE = 64 << 10  # the response's last bytes, sent once the file is seen unchanged
-WARM_BUFFER = 256 << 10
+CHECK_EVERY = 0.25  # seconds a sender thread waits on a full socket before it looks for a stop
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class RangeServer:
         self._published: dict[str, Publication] = {}
         self.served: dict[str, Served] = {}  # by token, kept after unpublish until ``forget``
         self._in_flight = 0
+        self._sending: dict[str, set[threading.Event]] = {}  # by token: the stop flag of each send
+        self._senders: ThreadPoolExecutor | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
         #: told when a published file changed on disk (its token, its path): the job fails
@@ -121,6 +124,8 @@ class RangeServer:
 
     # ---- lifecycle ----
     async def start(self) -> int:
+        # One thread per answer being sent; a few spare for those ending after a stop.
+        self._senders = ThreadPoolExecutor(self.max_in_flight + 4, thread_name_prefix="range-send")
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -136,9 +141,15 @@ class RangeServer:
         SECRETS.discard(*self._published, *self.served)
         self._published.clear()  # nothing is served past this point
         self.served.clear()
+        for stops in self._sending.values():
+            for stop in stops:
+                stop.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._senders is not None:
+            self._senders.shutdown(wait=False, cancel_futures=True)  # each sees its stop flag
+            self._senders = None
 
     # ---- what is served ----
     def publish(self, path: str, lifetime: float) -> Publication:
@@ -161,7 +172,11 @@ class RangeServer:
         return publication
 
     def unpublish(self, token: str) -> None:
+        """Ends the publication, and any answer still being sent from it (a failed or
+        cancelled upload's fetcher gets a short answer, not the rest of the file)."""
         publication = self._published.pop(token, None)
+        for stop in self._sending.get(token, ()):
+            stop.set()
         if publication is not None:
             log.info("range server: %s no longer served", publication.label)
 
@@ -199,7 +214,15 @@ class RangeServer:
             served.last_request = self._clock()
         try:
             return await self._serve(request, publication)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError as exc:
+            # The client went away, or the answer had to end short (the file changed, the
+            # publication ended): the connection closes, so no client can take a short body for
+            # a whole one, and the answer below is never sent (aiohttp logs a raised error).
+            log.debug("range server: %s: the answer ended early: %s", publication.label, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503, headers=NO_STORE)
+        except asyncio.CancelledError:
             log.debug("range server: %s: the client went away", publication.label)
             raise
         finally:
@@ -240,46 +263,65 @@ class RangeServer:
 
     async def _send(self, request: web.Request, response: web.StreamResponse, fobj: IO[bytes],
                     publication: Publication, offset: int, count: int) -> None:  # fmt: skip
-        """Slice by slice: a worker thread first reads each slice (an uncached file on a network
-        volume can take seconds to read: never on the event loop), then ``sendfile`` sends it
-        from the page cache without a copy, piece by piece, while the thread already reads the
-        next slice. The last piece goes only once the file is seen unchanged: a rewrite during
-        the send ends the response short, so no fetcher ever holds a complete answer made of two
-        versions."""
+        """The body goes by ``sendfile`` from a sender thread, piece by piece: a slice of a file
+        on a network volume that is not cached yet can take seconds to read (LucidLink streams
+        from the cloud), which would freeze the event loop, and the tray with it; in a thread it
+        waits alone, and many readers' sends run on every core. The loop paces the pieces (the
+        bandwidth limit) at most ``AHEAD`` in front of the thread, counts progress as each one
+        leaves, and checks the file: the last piece goes only once the file is seen unchanged,
+        so a rewrite during the send ends the response short and no fetcher ever holds a
+        complete answer made of two versions."""
         transport = request.transport
-        fd = fobj.fileno()
-        end = offset + count
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if transport is None or sock is None:
+            raise ConnectionResetError("the client went away")
+        if not _SENDFILE or self._senders is None:  # Windows: read in a thread, write on the loop
+            await self._send_by_copy(response, fobj, publication, offset, count)
+            return
         served = self.served.get(publication.token)
-        loop = asyncio.get_running_loop()
-        warming = _warming(fd, offset, min(SLICE, count))
-        position = offset
+        end = offset + count
+        await _flushed(transport)  # the headers leave before the thread writes on the socket
+        sender = _Sender(sock.fileno(), fobj.fileno(), asyncio.get_running_loop())
+        self._sending.setdefault(publication.token, set()).add(sender.stop)
         try:
-            while position < end:
-                got = await warming
-                if got <= 0:
-                    raise ConnectionResetError("the file got shorter while it was sent")
-                start, position = position, position + got
-                if position < end:
-                    warming = _warming(fd, position, min(SLICE, end - position))
-                if transport is None or transport.is_closing():
-                    raise ConnectionResetError("the client went away")
-                for piece, size in _pieces(start, got, end):  # progress and activity as they go
-                    if piece + size >= end and await _current(fobj) != _identity_of(publication):
+            sender.start(self._senders)
+            for piece, size in _pieces(offset, count, end):
+                if piece + size >= end:
+                    await sender.wait_all_sent(served, self._clock)
+                    if await _current(fobj) != _identity_of(publication):
                         self._changed(publication)  # checked before the last few bytes leave
                         raise ConnectionResetError("the file changed while it was sent")
-                    if self._throttle is not None:
-                        await self._throttle(size)
-                    try:
-                        await loop.sendfile(transport, fobj, piece, size)
-                    except NotImplementedError:  # no sendfile here: read again, in a thread
-                        await response.write(await asyncio.to_thread(os.pread, fd, size, piece))
-                    if served is not None:
-                        served.add(piece, size)
-                        served.last_request = self._clock()
+                if self._throttle is not None:
+                    await self._throttle(size)
+                if sender.stop.is_set() or transport.is_closing():
+                    raise ConnectionResetError("the publication ended, or the client went away")
+                await sender.send(piece, size, served, self._clock)
+            await sender.wait_all_sent(served, self._clock)
         finally:
-            if not warming.done():
-                warming.cancel()
-                await asyncio.gather(warming, return_exceptions=True)
+            sender.finish()  # a thread still at work ends at its next look
+            senders = self._sending.get(publication.token)
+            if senders is not None:
+                senders.discard(sender.stop)
+                if not senders:
+                    del self._sending[publication.token]
+
+    async def _send_by_copy(self, response: web.StreamResponse, fobj: IO[bytes],
+                            publication: Publication, offset: int, count: int) -> None:  # fmt: skip
+        """Where the OS has no ``sendfile``: each piece read in a thread, then written."""
+        served, fd, end = self.served.get(publication.token), fobj.fileno(), offset + count
+        for piece, size in _pieces(offset, count, end):
+            if piece + size >= end and await _current(fobj) != _identity_of(publication):
+                self._changed(publication)
+                raise ConnectionResetError("the file changed while it was sent")
+            if self._throttle is not None:
+                await self._throttle(size)
+            data = await asyncio.to_thread(os.pread, fd, size, piece)
+            if not data:
+                raise ConnectionResetError("the file got shorter while it was sent")
+            await response.write(data)
+            if served is not None:
+                served.add(piece, len(data))
+                served.last_request = self._clock()
 
     def _changed(self, publication: Publication) -> None:
         log.warning("range server: %s changed on disk while published; no longer served", publication.label)
@@ -306,62 +348,122 @@ def _pieces(start: int, count: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-def _warming(fd: int, offset: int, count: int) -> asyncio.Future[int]:
-    """The slice's size once it is in the page cache: at once if it already is (a cheap probe),
-    else after a worker thread brought it in."""
-    if _cached(fd, offset, count):
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        done.set_result(count)
-        return done
-    return asyncio.ensure_future(asyncio.to_thread(_warm, fd, offset, count))
+class _Sender:
+    """One answer's sender thread: it sends the pieces the loop allows, in order, and tells the
+    loop of each as it leaves. It reads and writes through its own duplicates of the file's and
+    the socket's descriptors, closed only when it ends: if the answer is abandoned meanwhile
+    (client gone, server stopping), the numbers the loop closes cannot be handed to another
+    file or another client's socket while this thread still uses them."""
+
+    AHEAD = 2  # pieces allowed before the thread reached them: it never waits on the loop
+
+    def __init__(self, sock_fd: int, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.stop = threading.Event()
+        self._sock_fd, self._fd, self._loop = sock_fd, fd, loop  # the loop's: duplicated at start
+        self._allowed: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._done: asyncio.Queue[tuple[int, int, int] | BaseException] = asyncio.Queue()
+        self._pending = 0
+
+    def start(self, pool: ThreadPoolExecutor) -> None:
+        own_sock = os.dup(self._sock_fd)
+        own_file = os.dup(self._fd)
+        try:
+            pool.submit(self._run, own_sock, own_file)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            os.close(own_sock)
+            os.close(own_file)
+            raise ConnectionResetError("the range server is stopping") from None
+
+    async def send(self, piece: int, size: int, served: Served | None, clock: Callable[[], float]) -> None:
+        self._allowed.put((piece, size))
+        self._pending += 1
+        while self._pending >= self.AHEAD:
+            await self._settle_one(served, clock)
+
+    async def wait_all_sent(self, served: Served | None, clock: Callable[[], float]) -> None:
+        while self._pending:
+            await self._settle_one(served, clock)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self._allowed.put(None)
+
+    async def _settle_one(self, served: Served | None, clock: Callable[[], float]) -> None:
+        outcome = await self._done.get()
+        self._pending -= 1
+        if isinstance(outcome, ConnectionError):  # reset, broken pipe: the client went away
+            raise ConnectionResetError("the client went away") from outcome
+        if isinstance(outcome, OSError):  # the file cannot be read now (a network volume's hiccup)
+            log.warning("range server: reading the file failed (%s); the answer ends short", outcome.strerror)
+            raise ConnectionResetError("the file could not be read") from outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        piece, size, sent = outcome
+        if served is not None:
+            served.add(piece, sent)
+            served.last_request = clock()
+        if sent < size:
+            raise ConnectionResetError("the file got shorter, or the send was stopped")
+
+    def _run(self, own_sock: int, own_file: int) -> None:
+        """Blocking: the thread's whole life."""
+        try:
+            while not self.stop.is_set():
+                try:
+                    allowed = self._allowed.get(timeout=CHECK_EVERY)
+                except queue.Empty:
+                    continue
+                if allowed is None:
+                    return
+                piece, size = allowed
+                try:
+                    outcome: tuple[int, int, int] | BaseException = (
+                        piece, size, _sendfile_piece(own_sock, own_file, piece, size, self.stop),
+                    )  # fmt: skip
+                except OSError as exc:
+                    outcome = exc
+                try:
+                    self._loop.call_soon_threadsafe(self._done.put_nowait, outcome)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+                if not isinstance(outcome, tuple) or outcome[2] < size:
+                    return
+        finally:
+            os.close(own_sock)
+            os.close(own_file)
 
 
-def _cached(fd: int, offset: int, count: int) -> bool:
-    """Is the slice in the page cache? One byte read without waiting (``RWF_NOWAIT``) every
-    ``PROBE_EVERY`` bytes and at the end: any that would wait means no. Never blocks; where the
-    OS or the file system cannot tell, the answer is no (the thread reads it)."""
-    if not _NOWAIT:
-        return False
-    probe = bytearray(1)
-    offsets = [*range(offset, offset + count, PROBE_EVERY), offset + count - 1]
-    try:
-        return all(os.preadv(fd, [probe], at, os.RWF_NOWAIT) == 1 for at in offsets)
-    except BlockingIOError:
-        return False
-    except OSError:  # EOPNOTSUPP and the like: this file system cannot say
-        return False
-
-
-def _warm(fd: int, offset: int, count: int) -> int:
-    """Blocking (a worker thread): bring the slice into the page cache so ``sendfile`` sends it
-    without waiting on the disk; returns how many bytes there are (fewer: the file got shorter).
-    Linux pulls the pages with a ``sendfile`` to /dev/null (no copy); elsewhere they are read."""
+def _sendfile_piece(sock_fd: int, fd: int, offset: int, count: int, stop: threading.Event) -> int:
+    """Blocking: ``count`` bytes of the file from ``offset`` to the socket, which stays
+    non-blocking (the event loop shares it): a full socket is waited on with ``poll``, looking
+    every ``CHECK_EVERY`` for the stop flag. Returns how many bytes went (fewer: the file got
+    shorter, or the send was stopped)."""
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
     done = 0
-    if _DEVNULL is not None:
-        while done < count:
-            n = os.sendfile(_DEVNULL, fd, offset + done, count - done)
-            if n <= 0:
-                break
-            done += n
-        return done
-    scratch = bytearray(min(count, WARM_BUFFER))
-    view = memoryview(scratch)
-    while done < count:
-        n = os.preadv(fd, [view[: min(len(scratch), count - done)]], offset + done)
-        if n <= 0:
+    while done < count and not stop.is_set():
+        try:
+            sent = os.sendfile(sock_fd, fd, offset + done, count - done)
+        except BlockingIOError:
+            poller.poll(CHECK_EVERY * 1000)
+            continue
+        if sent == 0:
             break
-        done += n
+        done += sent
     return done
 
 
-def _devnull() -> int | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    return os.open(os.devnull, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+async def _flushed(transport: asyncio.BaseTransport) -> None:
+    """What asyncio still buffers for this socket (the headers, to a client slow to read) must
+    leave before a thread writes the body on the socket itself."""
+    assert isinstance(transport, asyncio.WriteTransport)
+    while transport.get_write_buffer_size() > 0:
+        if transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        await asyncio.sleep(0.005)
 
 
-_DEVNULL = _devnull()
-_NOWAIT = hasattr(os, "RWF_NOWAIT")
+_SENDFILE = hasattr(os, "sendfile") and hasattr(select, "poll")
 
 
 async def _current(fobj: IO[bytes]) -> tuple[int, int, int]:

@@ -9,12 +9,14 @@ import os
 import random
 import socket
 import string
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
+from engine_harness import wait_for
 from support_clock import Clock
 
 from app.pull.range_server import RangeServer
@@ -241,23 +243,101 @@ async def test_a_file_rewritten_during_a_send_never_reaches_the_client_whole(tmp
         await server.stop()
 
 
-@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="the page-cache probe is Linux's")
-def test_a_slice_not_in_the_page_cache_is_read_by_a_thread_first(tmp_path: Path) -> None:
-    """The event loop sends only what is cached; an evicted slice is seen as such by the probe
-    (which never waits) and brought in by the worker thread."""
-    from app.pull import range_server
+async def test_slow_reads_of_the_file_never_hold_up_the_event_loop(
+    served: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file on a network volume that is not cached yet reads slowly (LucidLink streams it from
+    the cloud): every read happens in a sender thread, and the loop keeps its pace meanwhile."""
+    server, http, _, _ = served
+    media = tmp_path / "uncached.mov"
+    media.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    path = server.url_path(server.publish(str(media), 60))
+    loop_thread = threading.get_ident()
+    readers: list[int] = []
+    read_slowly = threading.Event()  # set once the loop saw a tick during a slow read
+    real_sendfile, real_pread = os.sendfile, os.pread
 
-    media = tmp_path / "evicted.mov"
-    with media.open("wb") as fh:
-        fh.write(os.urandom(8 * 1024 * 1024))
-        fh.flush()
-        os.fsync(fh.fileno())
-    fd = os.open(media, os.O_RDONLY)
+    def slow(real: Callable[..., int | bytes]) -> Callable[..., int | bytes]:
+        def read(*args: int) -> int | bytes:
+            readers.append(threading.get_ident())
+            read_slowly.wait(5)  # the disk takes its time: the loop must go on without it
+            return real(*args)
+
+        return read
+
+    monkeypatch.setattr(os, "sendfile", slow(real_sendfile))
+    monkeypatch.setattr(os, "pread", slow(real_pread))
+
+    async def ticking() -> None:
+        while not readers:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # the loop runs while a read waits
+        read_slowly.set()
+
+    answers = await asyncio.gather(http.get(path, headers={"Range": "bytes=5-"}), ticking())
+    assert answers[0].status_code == 206 and answers[0].content == media.read_bytes()[5:]
+    assert readers and loop_thread not in readers
+
+
+async def test_unpublishing_ends_an_answer_still_being_sent(tmp_path: Path) -> None:
+    """A failed or cancelled upload's fetcher gets a short answer, not the rest of the file, and
+    no sender thread keeps writing to a client that stopped reading."""
+    media = tmp_path / "long.mov"
+    size = 64 * 1024 * 1024  # far more than loopback buffers ahead of a reader that stopped
+    media.write_bytes(os.urandom(size))
+    server = RangeServer()
+    port = await server.start()
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        if range_server._cached(fd, 0, 8 * 1024 * 1024):
-            pytest.skip("this file system keeps everything in memory (tmpfs): nothing to evict")
-        assert range_server._warm(fd, 0, 8 * 1024 * 1024) == 8 * 1024 * 1024
-        assert range_server._cached(fd, 0, 8 * 1024 * 1024)
+        publication = server.publish(str(media), 60)
+        url = f"http://127.0.0.1:{port}{server.url_path(publication)}"
+        got = 0
+        async with httpx.AsyncClient(timeout=10) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                async with http.stream("GET", url) as r:
+                    async for piece in r.aiter_raw(64 * 1024):
+                        if got == 0:
+                            await wait_for(lambda: publication.token in server._sending, 5, "a send")
+                            server.unpublish(publication.token)
+                        got += len(piece)
+        assert got < size
+        await wait_for(lambda: publication.token not in server._sending, 5, "the send to end")
     finally:
-        os.close(fd)
+        await server.stop()
+
+
+async def test_a_client_hanging_up_mid_answer_is_a_debug_line_and_leaves_nothing_behind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fetchers drop connections all the time (retries, their own timeouts): that is no error,
+    and each one's sender thread and descriptors go with it."""
+    caplog.set_level(logging.DEBUG)
+    media = tmp_path / "dailies.mov"
+    media.write_bytes(os.urandom(32 * 1024 * 1024))
+    server = RangeServer()
+    port = await server.start()
+    try:
+        publication = server.publish(str(media), 60)
+        request = f"GET {server.url_path(publication)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+        for reset in (False, True, False, True):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request.encode())
+            got = 0
+            while got < 1024 * 1024:
+                got += len(await reader.read(64 * 1024))
+            if reset:  # a hard reset (RST), not a polite close
+                writer.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+            writer.close()
+        await wait_for(lambda: not server._sending and server._in_flight == 0, 10, "the sends to end")
+        if fds is not None:
+            await wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, 10, "descriptors closed")
+        async with httpx.AsyncClient(timeout=10) as http:  # and the next fetcher gets it whole
+            whole = await http.get(f"http://127.0.0.1:{port}{server.url_path(publication)}")
+        assert whole.content == media.read_bytes()
+    finally:
+        await server.stop()
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not loud, [r.getMessage() for r in loud]
+    assert any("ended early" in r.getMessage() or "went away" in r.getMessage() for r in caplog.records)
