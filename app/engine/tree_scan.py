@@ -37,7 +37,8 @@ THROTTLE_DUTY = 0.5  # …long enough to use at most this share of one core
 
 
 class FoundFile(NamedTuple):
-    """Tuples, not dataclasses: a first scan makes one of each per file (100,000s)."""
+    """Tuples, not dataclasses: a first scan makes one of each per file (100,000s). The same
+    tuple is the scan's memory of the file and what a diff reports: no second one per file."""
 
     root: WatchRoot
     rel_path: str  # NFC, "/" separators: the name the queue and Frame.io use
@@ -46,11 +47,7 @@ class FoundFile(NamedTuple):
     mtime_ns: int
 
 
-class Seen(NamedTuple):
-    rel_path: str
-    abs_path: str
-    size: int
-    mtime_ns: int
+Seen = FoundFile  # how a file was last seen (what ``removed`` reports)
 
 
 @dataclass(slots=True)
@@ -217,7 +214,7 @@ class TreeState:
         listed_at = time.time_ns()
         folded = self.case_insensitive
         why_skipped = file_filter.why_skipped
-        make_seen = Seen._make  # C speed: a first scan makes one per file
+        make_seen, root = FoundFile._make, self.root  # C speed: a first scan makes one per file
         # The hot loop of a first scan (one pass per file of the filespace): the common case, a
         # regular file, is decided first and in as few calls as possible.
         with os.scandir(abs_dir) as entries:
@@ -232,11 +229,11 @@ class TreeState:
                         st = entry.stat(follow_symlinks=False)
                         rel = prefix + (name if name.isascii() else nfc(name))
                         ident = rel.casefold() if folded else rel
-                        if ident in seen_files:  # the same name twice (NFD and NFC): keep the first
-                            other = seen_files[ident].rel_path
-                            skipped[prefix + name] = f"another file has the same name ({other})"
+                        seen = make_seen((root, rel, entry.path, st.st_size, st.st_mtime_ns))
+                        first = seen_files.setdefault(ident, seen)
+                        if first is not seen:  # the same name twice (NFD and NFC): keep the first
+                            skipped[prefix + name] = f"another file has the same name ({first.rel_path})"
                             continue
-                        seen_files[ident] = make_seen((rel, entry.path, st.st_size, st.st_mtime_ns))
                         files.append(ident)
                     elif entry.is_dir(follow_symlinks=False):
                         if file_filter.ignores_dir(name):
@@ -305,8 +302,7 @@ class TreeState:
         forgotten, self.forgotten = self.forgotten, set()
         known_ids = None if known is None else {(self.identity(p), size, mtime) for p, size, mtime in known}
         if not self.files and known is None:  # the very first look: everything is new
-            make, root = FoundFile._make, self.root
-            diff.changed.extend([make((root, *seen)) for seen in seen_files.values()])
+            diff.changed.extend(seen_files.values())
             self.files, self._dirs = seen_files, seen_dirs
             return diff
         for ident, seen in seen_files.items():
@@ -340,7 +336,7 @@ class TreeState:
             parent = path.rsplit("/", 1)[0] if "/" in path else ""
             if ident in seen_files or ident in diff.removed or parent not in seen_dirs:
                 continue
-            diff.removed[ident] = Seen(path, os.path.join(self.root.path, path), size, mtime)
+            diff.removed[ident] = Seen(self.root, path, os.path.join(self.root.path, path), size, mtime)
 
     def _merge(self, seen_files: dict[str, Seen], seen_dirs: dict[str, _Dir], diff: Diff) -> Diff:
         """A partial look: only the listed folders' files are compared and replaced."""
@@ -369,7 +365,7 @@ class TreeState:
         return diff
 
     def _found(self, seen: Seen) -> FoundFile:
-        return FoundFile._make((self.root, *seen))
+        return seen
 
 
 _GONE = _Dir("", 0, 0, (), ())
@@ -386,7 +382,7 @@ def _relook(seen: Seen) -> Seen | None:
         return seen
     if (st.st_size, st.st_mtime_ns) == (seen.size, seen.mtime_ns):
         return seen
-    return Seen(seen.rel_path, seen.abs_path, st.st_size, st.st_mtime_ns)
+    return seen._replace(size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
 def nfc_dir(rel_dir: str) -> str:

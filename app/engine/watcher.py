@@ -494,10 +494,7 @@ class Watcher:
 
 
 def _found(tree: TreeState, key: str) -> FoundFile | None:
-    seen = tree.files.get(key)
-    if seen is None:
-        return None
-    return FoundFile(tree.root, seen.rel_path, seen.abs_path, seen.size, seen.mtime_ns)
+    return tree.files.get(key)
 
 
 def _pair_moves(diff: Diff) -> list[tuple[Seen, FoundFile]]:
