@@ -8,6 +8,11 @@ its own instance from a temporary config). ``curl`` then reads it from each: one
 whole file, and READERS parallel range readers that split it. Prints each throughput and the
 ratio range server / nginx (target >= 1.0). Not a test: run by hand, figures go to
 docs/performance.md.
+
+``--one-core`` runs everything (both servers, their threads, and every curl) on one core, so
+that the figures measure what each server costs per byte and nothing else: on two cores a
+single stream's throughput also depends on whether the scheduler puts the sender and curl on
+the same core, which changes from run to run.
 """
 
 from __future__ import annotations
@@ -43,10 +48,10 @@ def make_file(path: Path, size: int) -> None:
 
 class ServerThread:
     """The range server on its own loop, like the app's (the loop is not curl's), with the
-    app's throttle: the shared bandwidth limiter, here with no limit set (the default)."""
+    app's pacer: the shared bandwidth limiter, here with no limit set (the default)."""
 
     def __init__(self) -> None:
-        self.server = RangeServer(max_in_flight=64, throttle=BandwidthLimiter(0).consume)
+        self.server = RangeServer(max_in_flight=64, pacer=BandwidthLimiter(0))
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()
@@ -119,7 +124,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--readers", type=int, default=16)
+    parser.add_argument("--one-core", action="store_true", help="servers and curl on one core")
     args = parser.parse_args()
+    if args.one_core:  # before any thread or child exists: they all inherit it
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if shutil.which("nginx") is None or shutil.which("curl") is None:
         sys.exit("nginx and curl are needed: apt-get install nginx curl")
     size = args.size_mib * MiB
@@ -149,7 +157,8 @@ def main() -> None:
                 theirs.append(measure(nginx_url))
             a, b = max(mine), max(theirs)
             rows.append((name, a, b))
-        print(f"{args.size_mib} MiB file over loopback, best of 3 (interleaved):")
+        where = "one core" if args.one_core else f"{len(os.sched_getaffinity(0))} cores"
+        print(f"{args.size_mib} MiB file over loopback, {where}, best of 3 (interleaved):")
         for name, a, b in rows:
             ratio = f"ratio {a / b:.2f} (target >= 1.0)"
             print(f"  {name}: range server {a:,.0f} MiB/s, nginx {b:,.0f} MiB/s, {ratio}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.core.read_at import read_at
 from app.engine.bandwidth import BandwidthLimiter
 from app.engine.read_buffer import SIZE as CHUNK
 from app.engine.read_buffer import thread_buffer
@@ -232,7 +233,7 @@ class _Part:
                 raise _Aborted
             want = min(self._sender.chunk_size(), end - position, len(buffer))
             try:
-                got = self._read_at(view[:want], position)
+                got = read_at(self._fd, view[:want], position)  # the thread's own duplicate
             except OSError as exc:  # the volume went away mid-read
                 raise SourceUnavailable(f"{self._name} cannot be read right now: {exc.strerror}") from None
             if got == 0:
@@ -254,15 +255,6 @@ class _Part:
             if now - reported_at >= PROGRESS_EVERY or position == end:
                 self._report(unreported)
                 unreported, reported_at = 0, now
-
-    def _read_at(self, into: memoryview, position: int) -> int:
-        if hasattr(os, "preadv"):
-            return os.preadv(self._fd, [into], position)
-        # Windows: no positional read. The descriptor is this thread's own duplicate, and the
-        # uploader reads nothing through the handle it was made from, so seeking is safe.
-        os.lseek(self._fd, position, os.SEEK_SET)
-        with open(self._fd, "rb", buffering=0, closefd=False) as raw:
-            return raw.readinto(into) or 0
 
     def _spend(self, amount: int) -> None:
         """The shared bandwidth budget (an asyncio object): waited for on the loop."""

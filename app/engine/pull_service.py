@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ import httpx
 from app.core.jobs import WatchRoot
 from app.proxy.router import ProxyRouter
 from app.proxy.transport import routed
-from app.pull.range_server import RangeServer
+from app.pull.range_server import Pacer, RangeServer
 from app.pull.tunnel import TunnelManager, TunnelState, TunnelStatus, TunnelUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,14 @@ class PullService:
         health: HealthSet,
         ready_timeout: float = 30.0,
         max_in_flight: int = 64,
-        throttle: Callable[[int], Awaitable[None]] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._state_dir = state_dir
         self._command = list(command) if command else None
         self._health = health
         self.ready_timeout = ready_timeout
         self._max_in_flight = max_in_flight
-        self._throttle = throttle
+        self._pacer = pacer
         self._server: RangeServer | None = None
         self._tunnel: TunnelManager | None = None
         self._lock = asyncio.Lock()
@@ -87,7 +87,7 @@ class PullService:
         async with self._lock:
             if self._tunnel is not None:
                 return
-            self._server = RangeServer(max_in_flight=self._max_in_flight, throttle=self._throttle)
+            self._server = RangeServer(max_in_flight=self._max_in_flight, pacer=self._pacer)
             port = await self._server.start()
             self._tunnel = TunnelManager(
                 origin_port=port, state_dir=self._state_dir, command=self._command,

@@ -141,7 +141,7 @@ class EngineService:
             state_dir=settings.paths.data_dir,
             command=cloudflared_command(settings.cloudflared_path, settings.sandbox),
             health=self._set_health, ready_timeout=settings.pull_ready_timeout,
-            throttle=self._limiter.consume,
+            pacer=self._limiter,
         )  # fmt: skip
         self.pull.proxies = frameio.proxies
         self.pull.proxy_set = lambda: bool(self.settings.proxy_url)

@@ -22,29 +22,37 @@ import asyncio
 import hashlib
 import logging
 import os
-import queue
 import secrets
-import select
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
-from typing import IO
+from typing import IO, Protocol
 
 from aiohttp import web
 
 from app.core.logging_setup import SECRETS
+from app.core.unabandoned import made_or_released
+from app.pull.body_sender import THREADED, Answer, BodySender, Shorter, flushed, read_piece
 from app.pull.range_header import Outcome, parse_range, whole
 
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 24  # 192 random bits
 NOT_FOUND = b"Not found.\n"
 NO_STORE = {"Cache-Control": "no-store, private"}
-SEND_PIECE = 8 << 20  # bytes per sender-thread task: progress and activity are counted per piece
+SEND_PIECE = 8 << 20  # bytes per piece with no bandwidth limit: progress is counted per piece
+MIN_PIECE = 256 << 10  # under a limit a piece is a quarter second's worth, but no less than this
 FINAL_PIECE = 64 << 10  # the response's last bytes, sent once the file is seen unchanged
-CHECK_EVERY = 0.25  # seconds a sender thread waits on a full socket before it looks for a stop
+
+
+class Pacer(Protocol):
+    """The shared bandwidth limit, as the range server needs it (the engine's limiter)."""
+
+    @property
+    def rate(self) -> int: ...  # bytes per second in force now; 0: no limit
+
+    async def consume(self, amount: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,17 +113,17 @@ class RangeServer:
         *,
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.monotonic,
-        throttle: Callable[[int], Awaitable[None]] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
-        """``throttle(n)`` is awaited before n bytes leave: the uploads' shared bandwidth limit
-        (and its schedule) holds for pulls too."""
+        """``pacer``: the uploads' shared bandwidth limit (and its schedule), which holds for
+        pulls too: ``consume(n)`` is awaited before n bytes leave, and its rate sizes them."""
         self.max_in_flight = max_in_flight
-        self._throttle = throttle
+        self._pacer = pacer
         self._clock = clock
         self._published: dict[str, Publication] = {}
         self.served: dict[str, Served] = {}  # by token, kept after unpublish until ``forget``
         self._in_flight = 0
-        self._sending: dict[str, set[threading.Event]] = {}  # by token: the stop flag of each send
+        self._answering: dict[str, set[Answer]] = {}  # by token: the requests being answered
         self._senders: ThreadPoolExecutor | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -141,14 +149,15 @@ class RangeServer:
         SECRETS.discard(*self._published, *self.served)
         self._published.clear()  # nothing is served past this point
         self.served.clear()
-        for stops in self._sending.values():
-            for stop in stops:
-                stop.set()
+        for answers in self._answering.values():
+            for answer in answers:
+                answer.end()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._senders is not None:
-            self._senders.shutdown(wait=False, cancel_futures=True)  # each sees its stop flag
+            # Not cancelled: a thread still queued starts, sees its stop flag, closes its copies.
+            self._senders.shutdown(wait=False)
             self._senders = None
 
     # ---- what is served ----
@@ -171,12 +180,14 @@ class RangeServer:
         )
         return publication
 
-    def unpublish(self, token: str) -> None:
+    def unpublish(self, token: str, *, keep: Answer | None = None) -> None:
         """Ends the publication, and any answer still being sent from it (a failed or
-        cancelled upload's fetcher gets a short answer, not the rest of the file)."""
+        cancelled upload's fetcher gets a short answer, not the rest of the file), except
+        ``keep``: the one that saw the file change, whose 404 must still go."""
         publication = self._published.pop(token, None)
-        for stop in self._sending.get(token, ()):
-            stop.set()
+        for answer in self._answering.get(token, ()):
+            if answer is not keep:
+                answer.end()
         if publication is not None:
             log.info("range server: %s no longer served", publication.label)
 
@@ -212,13 +223,18 @@ class RangeServer:
         if served is not None:
             served.requests += 1
             served.last_request = self._clock()
+        # Registered before anything is awaited: an unpublish from now on stops this answer.
+        reply = Answer(request.transport)
+        answers = self._answering.setdefault(publication.token, set())
+        answers.add(reply)
         try:
-            return await self._serve(request, publication)
+            return await self._serve(request, publication, reply)
         except ConnectionResetError as exc:
             # The client went away, or the answer had to end short (the file changed, the
             # publication ended): the connection closes, so no client can take a short body for
             # a whole one, and the answer below is never sent (aiohttp logs a raised error).
             log.debug("range server: %s: the answer ended early: %s", publication.label, exc)
+            reply.end()
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=503, headers=NO_STORE)
@@ -227,12 +243,20 @@ class RangeServer:
             raise
         finally:
             self._in_flight -= 1
+            reply.stop.set()  # a sender thread still at work ends at its next look
+            answers.discard(reply)
+            if not answers and self._answering.get(publication.token) is answers:
+                del self._answering[publication.token]
 
-    async def _serve(self, request: web.Request, publication: Publication) -> web.StreamResponse:
-        fobj: IO[bytes] = await asyncio.to_thread(open, publication.path, "rb")
+    async def _serve(
+        self, request: web.Request, publication: Publication, reply: Answer
+    ) -> web.StreamResponse:
+        fobj: IO[bytes] = await made_or_released(
+            asyncio.to_thread(open, publication.path, "rb"), lambda f: f.close()
+        )
         try:
             if await _current(fobj) != _identity_of(publication):
-                self._changed(publication)
+                self._changed(publication, keep=reply)
                 return web.Response(status=404, body=NOT_FOUND, content_type="text/plain", headers=NO_STORE)
             headers = {
                 **NO_STORE, "ETag": publication.etag, "Last-Modified": publication.last_modified,
@@ -254,78 +278,90 @@ class RangeServer:
                 response.headers["Content-Range"] = answer.content_range(publication.size)
             await response.prepare(request)
             if request.method == "GET" and answer.length > 0:
-                await self._send(request, response, fobj, publication, answer.start, answer.length)
+                await self._send(request, response, fobj, publication, answer.start, answer.length, reply)
             await response.write_eof()
             log.debug("range server: %s %s %s", publication.label, request.method, response.status)
             return response
         finally:
-            fobj.close()
+            await asyncio.to_thread(fobj.close)  # on a FUSE volume, a round trip to its daemon
 
     async def _send(self, request: web.Request, response: web.StreamResponse, fobj: IO[bytes],
-                    publication: Publication, offset: int, count: int) -> None:  # fmt: skip
-        """The body goes by ``sendfile`` from a sender thread, piece by piece: a slice of a file
-        on a network volume that is not cached yet can take seconds to read (LucidLink streams
-        from the cloud), which would freeze the event loop, and the tray with it; in a thread it
-        waits alone, and many readers' sends run on every core. The loop paces the pieces (the
-        bandwidth limit) at most ``AHEAD`` in front of the thread, counts progress as each one
-        leaves, and checks the file: the last piece goes only once the file is seen unchanged,
-        so a rewrite during the send ends the response short and no fetcher ever holds a
-        complete answer made of two versions."""
+                    publication: Publication, offset: int, count: int, reply: Answer) -> None:  # fmt: skip
+        """Piece by piece, from a sender thread (``body_sender``), so that no read of the file
+        ever holds up the event loop. The loop paces the pieces (the bandwidth limit), counts
+        progress as each one leaves, and checks the file: the last piece goes only once the
+        file is seen unchanged, so a rewrite during the send ends the answer short and no
+        fetcher ever holds a complete answer made of two versions."""
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if transport is None or sock is None:
             raise ConnectionResetError("the client went away")
-        if not _SENDFILE or self._senders is None:  # Windows: read in a thread, write on the loop
-            await self._send_by_copy(response, fobj, publication, offset, count)
+        if not THREADED or self._senders is None:  # Windows: read in a thread, write on the loop
+            await self._send_by_copy(response, fobj, publication, offset, count, reply)
             return
-        served = self.served.get(publication.token)
-        end = offset + count
-        await _flushed(transport)  # the headers leave before the thread writes on the socket
-        sender = _Sender(sock.fileno(), fobj.fileno(), asyncio.get_running_loop())
-        self._sending.setdefault(publication.token, set()).add(sender.stop)
+        served, end = self.served.get(publication.token), offset + count
+
+        def sent(piece: int, size: int) -> None:
+            if served is not None:
+                served.add(piece, size)
+                served.last_request = self._clock()
+
+        await flushed(transport)  # the headers leave before the thread writes on the socket
+        sender = BodySender(sock.fileno(), fobj.fileno(), reply.stop, sent)
+        sender.start(self._senders)
         try:
-            sender.start(self._senders)
-            for piece, size in _pieces(offset, count, end):
+            for piece, size in _pieces(offset, count, end, self._piece_size()):
                 if piece + size >= end:
-                    await sender.wait_all_sent(served, self._clock)
-                    if await _current(fobj) != _identity_of(publication):
-                        self._changed(publication)  # checked before the last few bytes leave
-                        raise ConnectionResetError("the file changed while it was sent")
-                if self._throttle is not None:
-                    await self._throttle(size)
-                if sender.stop.is_set() or transport.is_closing():
+                    await sender.drain()
+                    await self._unchanged_or_end(fobj, publication)
+                if self._pacer is not None:
+                    await self._pacer.consume(size)
+                if reply.stop.is_set() or transport.is_closing():
                     raise ConnectionResetError("the publication ended, or the client went away")
-                await sender.send(piece, size, served, self._clock)
-            await sender.wait_all_sent(served, self._clock)
+                await sender.send(piece, size)
+            await sender.drain()
+        except Shorter:
+            await self._unchanged_or_end(fobj, publication)  # it did change: the job hears of it
+            raise
         finally:
             sender.finish()  # a thread still at work ends at its next look
-            senders = self._sending.get(publication.token)
-            if senders is not None:
-                senders.discard(sender.stop)
-                if not senders:
-                    del self._sending[publication.token]
 
-    async def _send_by_copy(self, response: web.StreamResponse, fobj: IO[bytes],
-                            publication: Publication, offset: int, count: int) -> None:  # fmt: skip
-        """Where the OS has no ``sendfile``: each piece read in a thread, then written."""
-        served, fd, end = self.served.get(publication.token), fobj.fileno(), offset + count
-        for piece, size in _pieces(offset, count, end):
-            if piece + size >= end and await _current(fobj) != _identity_of(publication):
-                self._changed(publication)
-                raise ConnectionResetError("the file changed while it was sent")
-            if self._throttle is not None:
-                await self._throttle(size)
-            data = await asyncio.to_thread(os.pread, fd, size, piece)
-            if not data:
-                raise ConnectionResetError("the file got shorter while it was sent")
+    async def _send_by_copy(self, response: web.StreamResponse, fobj: IO[bytes], publication: Publication,
+                            offset: int, count: int, reply: Answer) -> None:  # fmt: skip
+        """Where the OS has no ``sendfile`` (Windows): each piece read in a thread, through a
+        duplicate of its own (a read still running when the answer is abandoned cannot touch
+        another file), then written by the loop."""
+        served, end = self.served.get(publication.token), offset + count
+        for piece, size in _pieces(offset, count, end, self._piece_size()):
+            if piece + size >= end:
+                await self._unchanged_or_end(fobj, publication)
+            if self._pacer is not None:
+                await self._pacer.consume(size)
+            if reply.stop.is_set():
+                raise ConnectionResetError("the publication ended")
+            # Shielded: a cancelled wait must not cancel a read not started yet, which alone
+            # closes the duplicate it is given.
+            reading = asyncio.ensure_future(asyncio.to_thread(read_piece, os.dup(fobj.fileno()), piece, size))
+            data = await asyncio.shield(reading)
+            if len(data) < size:
+                await self._unchanged_or_end(fobj, publication)
+                raise Shorter("the file got shorter while it was sent")
             await response.write(data)
             if served is not None:
                 served.add(piece, len(data))
                 served.last_request = self._clock()
 
-    def _changed(self, publication: Publication) -> None:
+    def _piece_size(self) -> int:
+        return piece_size(self._pacer.rate if self._pacer is not None else 0)
+
+    async def _unchanged_or_end(self, fobj: IO[bytes], publication: Publication) -> None:
+        if await _current(fobj) != _identity_of(publication):
+            self._changed(publication)
+            raise ConnectionResetError("the file changed while it was sent")
+
+    def _changed(self, publication: Publication, *, keep: Answer | None = None) -> None:
         log.warning("range server: %s changed on disk while published; no longer served", publication.label)
-        self.unpublish(publication.token)
+        self.unpublish(publication.token, keep=keep)
         served = self.served.get(publication.token)
         if served is not None:
             served.changed = True
@@ -337,133 +373,24 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def _pieces(start: int, count: int, end: int) -> list[tuple[int, int]]:
+def piece_size(rate: int) -> int:
+    """Bytes per piece: big with no limit (fewer hand-offs between the loop and the thread),
+    about a quarter second's worth under one, so a limited pull leaves smoothly instead of in
+    bursts at full speed between pauses."""
+    if rate <= 0:
+        return SEND_PIECE
+    return max(MIN_PIECE, min(SEND_PIECE, rate // 4))
+
+
+def _pieces(start: int, count: int, end: int, piece: int) -> list[tuple[int, int]]:
     """(offset, size) of each ``sendfile`` call for a slice; the response's final bytes are a
     small piece of their own, sent only after the last check."""
     stop = start + count
     bulk_end = max(start, end - FINAL_PIECE) if stop >= end else stop
-    out = [(p, min(SEND_PIECE, bulk_end - p)) for p in range(start, bulk_end, SEND_PIECE)]
+    out = [(p, min(piece, bulk_end - p)) for p in range(start, bulk_end, piece)]
     if stop > bulk_end:
         out.append((bulk_end, stop - bulk_end))
     return out
-
-
-class _Sender:
-    """One answer's sender thread: it sends the pieces the loop allows, in order, and tells the
-    loop of each as it leaves. It reads and writes through its own duplicates of the file's and
-    the socket's descriptors, closed only when it ends: if the answer is abandoned meanwhile
-    (client gone, server stopping), the numbers the loop closes cannot be handed to another
-    file or another client's socket while this thread still uses them."""
-
-    AHEAD = 2  # pieces allowed before the thread reached them: it never waits on the loop
-
-    def __init__(self, sock_fd: int, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.stop = threading.Event()
-        self._sock_fd, self._fd, self._loop = sock_fd, fd, loop  # the loop's: duplicated at start
-        self._allowed: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
-        self._done: asyncio.Queue[tuple[int, int, int] | BaseException] = asyncio.Queue()
-        self._pending = 0
-
-    def start(self, pool: ThreadPoolExecutor) -> None:
-        own_sock = os.dup(self._sock_fd)
-        own_file = os.dup(self._fd)
-        try:
-            pool.submit(self._run, own_sock, own_file)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            os.close(own_sock)
-            os.close(own_file)
-            raise ConnectionResetError("the range server is stopping") from None
-
-    async def send(self, piece: int, size: int, served: Served | None, clock: Callable[[], float]) -> None:
-        self._allowed.put((piece, size))
-        self._pending += 1
-        while self._pending >= self.AHEAD:
-            await self._settle_one(served, clock)
-
-    async def wait_all_sent(self, served: Served | None, clock: Callable[[], float]) -> None:
-        while self._pending:
-            await self._settle_one(served, clock)
-
-    def finish(self) -> None:
-        self.stop.set()
-        self._allowed.put(None)
-
-    async def _settle_one(self, served: Served | None, clock: Callable[[], float]) -> None:
-        outcome = await self._done.get()
-        self._pending -= 1
-        if isinstance(outcome, ConnectionError):  # reset, broken pipe: the client went away
-            raise ConnectionResetError("the client went away") from outcome
-        if isinstance(outcome, OSError):  # the file cannot be read now (a network volume's hiccup)
-            log.warning("range server: reading the file failed (%s); the answer ends short", outcome.strerror)
-            raise ConnectionResetError("the file could not be read") from outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        piece, size, sent = outcome
-        if served is not None:
-            served.add(piece, sent)
-            served.last_request = clock()
-        if sent < size:
-            raise ConnectionResetError("the file got shorter, or the send was stopped")
-
-    def _run(self, own_sock: int, own_file: int) -> None:
-        """Blocking: the thread's whole life."""
-        try:
-            while not self.stop.is_set():
-                try:
-                    allowed = self._allowed.get(timeout=CHECK_EVERY)
-                except queue.Empty:
-                    continue
-                if allowed is None:
-                    return
-                piece, size = allowed
-                try:
-                    outcome: tuple[int, int, int] | BaseException = (
-                        piece, size, _sendfile_piece(own_sock, own_file, piece, size, self.stop),
-                    )  # fmt: skip
-                except OSError as exc:
-                    outcome = exc
-                try:
-                    self._loop.call_soon_threadsafe(self._done.put_nowait, outcome)
-                except RuntimeError:  # the loop is closed: nobody is waiting any more
-                    return
-                if not isinstance(outcome, tuple) or outcome[2] < size:
-                    return
-        finally:
-            os.close(own_sock)
-            os.close(own_file)
-
-
-def _sendfile_piece(sock_fd: int, fd: int, offset: int, count: int, stop: threading.Event) -> int:
-    """Blocking: ``count`` bytes of the file from ``offset`` to the socket, which stays
-    non-blocking (the event loop shares it): a full socket is waited on with ``poll``, looking
-    every ``CHECK_EVERY`` for the stop flag. Returns how many bytes went (fewer: the file got
-    shorter, or the send was stopped)."""
-    poller = select.poll()
-    poller.register(sock_fd, select.POLLOUT)
-    done = 0
-    while done < count and not stop.is_set():
-        try:
-            sent = os.sendfile(sock_fd, fd, offset + done, count - done)
-        except BlockingIOError:
-            poller.poll(CHECK_EVERY * 1000)
-            continue
-        if sent == 0:
-            break
-        done += sent
-    return done
-
-
-async def _flushed(transport: asyncio.BaseTransport) -> None:
-    """What asyncio still buffers for this socket (the headers, to a client slow to read) must
-    leave before a thread writes the body on the socket itself."""
-    assert isinstance(transport, asyncio.WriteTransport)
-    while transport.get_write_buffer_size() > 0:
-        if transport.is_closing():
-            raise ConnectionResetError("the client went away")
-        await asyncio.sleep(0.005)
-
-
-_SENDFILE = hasattr(os, "sendfile") and hasattr(select, "poll")
 
 
 async def _current(fobj: IO[bytes]) -> tuple[int, int, int]:

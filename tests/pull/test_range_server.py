@@ -279,6 +279,16 @@ async def test_slow_reads_of_the_file_never_hold_up_the_event_loop(
     assert readers and loop_thread not in readers
 
 
+def _open_fds() -> int | None:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+async def _fds_back_to(before: int | None) -> None:
+    """Every descriptor a sender thread duplicated is closed: the thread has ended."""
+    if before is not None:
+        await wait_for(lambda: (_open_fds() or 0) <= before, 10, "the sender's descriptors closed")
+
+
 async def test_unpublishing_ends_an_answer_still_being_sent(tmp_path: Path) -> None:
     """A failed or cancelled upload's fetcher gets a short answer, not the rest of the file, and
     no sender thread keeps writing to a client that stopped reading."""
@@ -292,17 +302,146 @@ async def test_unpublishing_ends_an_answer_still_being_sent(tmp_path: Path) -> N
         url = f"http://127.0.0.1:{port}{server.url_path(publication)}"
         got = 0
         async with httpx.AsyncClient(timeout=10) as http:
+            before = _open_fds()
             with pytest.raises(httpx.RemoteProtocolError):
                 async with http.stream("GET", url) as r:
                     async for piece in r.aiter_raw(64 * 1024):
                         if got == 0:
-                            await wait_for(lambda: publication.token in server._sending, 5, "a send")
                             server.unpublish(publication.token)
                         got += len(piece)
-        assert got < size
-        await wait_for(lambda: publication.token not in server._sending, 5, "the send to end")
+            assert got < size
+            await wait_for(lambda: not server._answering and server._in_flight == 0, 5, "the answer to end")
+            await _fds_back_to(before)
     finally:
         await server.stop()
+
+
+async def test_an_unpublish_just_as_a_piece_has_left_still_ends_the_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link ends right after the thread finished a piece while the loop had already allowed
+    the next one: the answer still ends (short, connection closed), it does not wait forever
+    for a piece the stopped thread will never send."""
+    from app.pull import body_sender, range_server
+
+    monkeypatch.setattr(range_server, "SEND_PIECE", 64 << 10)
+    media = tmp_path / "m.mov"
+    media.write_bytes(os.urandom(3 * (64 << 10)))  # two bulk pieces, then the final one
+    server = RangeServer()
+    port = await server.start()
+    loop = asyncio.get_running_loop()
+    publication = server.publish(str(media), 60)
+    real, first = body_sender.sendfile_piece, [True]
+
+    def piece_then_unpublish(*args: object) -> int | None:
+        sent = real(*args)  # type: ignore[arg-type]
+        if first and first.pop():
+            unpublished = threading.Event()
+            loop.call_soon_threadsafe(lambda: (server.unpublish(publication.token), unpublished.set()))
+            unpublished.wait(5)
+        return sent
+
+    monkeypatch.setattr(body_sender, "sendfile_piece", piece_then_unpublish)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"http://127.0.0.1:{port}{server.url_path(publication)}")
+        await wait_for(lambda: server._in_flight == 0 and not server._answering, 5, "the answer to end")
+    finally:
+        await server.stop()
+
+
+async def test_an_unpublish_before_the_body_starts_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the look-up and the first byte (opening the file on a slow volume, the headers):
+    the link ending there still stops the answer."""
+    from app.pull import range_server
+
+    media = tmp_path / "m.mov"
+    media.write_bytes(os.urandom(20 << 20))
+    server = RangeServer()
+    port = await server.start()
+    publication = server.publish(str(media), 60)
+    real = range_server.flushed
+
+    async def unpublished_meanwhile(transport: asyncio.BaseTransport) -> None:
+        server.unpublish(publication.token)
+        await real(transport)
+
+    monkeypatch.setattr(range_server, "flushed", unpublished_meanwhile)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"http://127.0.0.1:{port}{server.url_path(publication)}")
+    finally:
+        await server.stop()
+
+
+async def test_a_sender_thread_that_fails_ends_its_answer_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.pull import body_sender
+
+    media = tmp_path / "m.mov"
+    media.write_bytes(os.urandom(1 << 20))
+
+    def broken(*args: object) -> int:
+        raise ValueError("not an OSError")
+
+    monkeypatch.setattr(body_sender, "sendfile_piece", broken)
+    server = RangeServer()
+    port = await server.start()
+    try:
+        publication = server.publish(str(media), 60)
+        async with httpx.AsyncClient(timeout=10) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"http://127.0.0.1:{port}{server.url_path(publication)}")
+        await wait_for(lambda: server._in_flight == 0, 5, "the answer to end")
+    finally:
+        await server.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("sender thread failed" in m for m in errors), errors
+
+
+async def test_a_file_system_that_cannot_sendfile_is_served_by_copying(
+    served: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some FUSE and SMB volumes refuse ``sendfile`` (EINVAL on Linux, ENOTSUP on macOS)."""
+    import errno
+
+    server, http, _, _ = served
+    media = tmp_path / "on_smb.mov"
+    media.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+
+    def refuses(*args: object) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", refuses)
+    path = server.url_path(server.publish(str(media), 60))
+    whole = await http.get(path)
+    part = await http.get(path, headers={"Range": "bytes=1000-2099999"})
+    assert whole.status_code == 200 and whole.content == media.read_bytes()
+    assert part.status_code == 206 and part.content == media.read_bytes()[1000:2100000]
+
+
+async def test_where_the_os_has_no_sendfile_nor_positional_reads_it_still_serves(
+    served: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows: no ``os.sendfile``, no ``select.poll``, no ``os.pread``/``preadv``."""
+    from app.pull import range_server
+
+    server, http, _, _ = served
+    media = tmp_path / "windows.mov"
+    media.write_bytes(os.urandom(9 * 1024 * 1024 + 3))  # more than one piece
+    monkeypatch.setattr(range_server, "THREADED", False)
+    for name in ("pread", "preadv", "sendfile"):
+        monkeypatch.delattr(os, name, raising=False)
+    path = server.url_path(server.publish(str(media), 60))
+    whole = await http.get(path)
+    part = await http.get(path, headers={"Range": "bytes=-70000"})
+    assert whole.status_code == 200 and whole.content == media.read_bytes()
+    assert part.status_code == 206 and part.content == media.read_bytes()[-70000:]
 
 
 async def test_a_client_hanging_up_mid_answer_is_a_debug_line_and_leaves_nothing_behind(
@@ -318,21 +457,24 @@ async def test_a_client_hanging_up_mid_answer_is_a_debug_line_and_leaves_nothing
     try:
         publication = server.publish(str(media), 60)
         request = f"GET {server.url_path(publication)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-        for reset in (False, True, False, True):
+        before = _open_fds()
+        # A close with bytes unread (a reset, on Linux), a hard reset, and a shutdown first.
+        for how in ("close", "reset", "shutdown", "close"):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request.encode())
             got = 0
             while got < 1024 * 1024:
-                got += len(await reader.read(64 * 1024))
-            if reset:  # a hard reset (RST), not a polite close
-                writer.get_extra_info("socket").setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
+                data = await reader.read(64 * 1024)
+                assert data, "the server ended the answer before the client hung up"
+                got += len(data)
+            sock = writer.get_extra_info("socket")
+            if how == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            elif how == "shutdown":
+                sock.shutdown(socket.SHUT_RDWR)
             writer.close()
-        await wait_for(lambda: not server._sending and server._in_flight == 0, 10, "the sends to end")
-        if fds is not None:
-            await wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, 10, "descriptors closed")
+        await wait_for(lambda: not server._answering and server._in_flight == 0, 10, "the answers to end")
+        await _fds_back_to(before)
         async with httpx.AsyncClient(timeout=10) as http:  # and the next fetcher gets it whole
             whole = await http.get(f"http://127.0.0.1:{port}{server.url_path(publication)}")
         assert whole.content == media.read_bytes()
@@ -341,3 +483,41 @@ async def test_a_client_hanging_up_mid_answer_is_a_debug_line_and_leaves_nothing
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not loud, [r.getMessage() for r in loud]
     assert any("ended early" in r.getMessage() or "went away" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("rate", "piece"),
+    [(0, 8 << 20), (-1, 8 << 20), (1 << 30, 8 << 20), (20_000_000, 5_000_000), (100_000, 256 << 10)],
+)
+def test_pieces_are_big_without_a_limit_and_a_quarter_second_under_one(rate: int, piece: int) -> None:
+    from app.pull.range_server import piece_size
+
+    assert piece_size(rate) == piece
+
+
+async def test_a_limited_pull_is_paced_in_small_pieces_that_add_up_to_the_answer(tmp_path: Path) -> None:
+    """Under a limit the bytes leave a quarter second's worth at a time, never in one burst of a
+    big piece; every byte is paced, none twice."""
+
+    class Recording:
+        rate = 2 * 1024 * 1024  # 2 MiB/s: pieces of 512 KiB
+
+        def __init__(self) -> None:
+            self.consumed: list[int] = []
+
+        async def consume(self, amount: int) -> None:
+            self.consumed.append(amount)
+
+    pacer = Recording()
+    media = tmp_path / "m.mov"
+    media.write_bytes(os.urandom(5 * 1024 * 1024 + 11))
+    server = RangeServer(pacer=pacer)
+    port = await server.start()
+    try:
+        path = server.url_path(server.publish(str(media), 60))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            r = await http.get(path, headers={"Range": "bytes=100-"})
+        assert r.status_code == 206 and r.content == media.read_bytes()[100:]
+        assert max(pacer.consumed) <= 512 * 1024 and sum(pacer.consumed) == len(r.content)
+    finally:
+        await server.stop()
