@@ -521,3 +521,34 @@ async def test_a_limited_pull_is_paced_in_small_pieces_that_add_up_to_the_answer
         assert max(pacer.consumed) <= 512 * 1024 and sum(pacer.consumed) == len(r.content)
     finally:
         await server.stop()
+
+
+async def test_stopping_with_readers_that_stopped_reading_leaves_no_thread_nor_descriptor(
+    tmp_path: Path,
+) -> None:
+    """Quitting the app while Frame.io's fetchers are stalled mid-answer: every connection
+    closes, every sender thread ends, and nothing stays open."""
+    media = tmp_path / "stalled.mov"
+    media.write_bytes(os.urandom(64 * 1024 * 1024))  # far more than loopback buffers
+    server = RangeServer()
+    port = await server.start()
+    publication = server.publish(str(media), 60)
+    request = f"GET {server.url_path(publication)} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    before = _open_fds()
+    clients = []
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await reader.read(1)  # the answer has begun; then this reader reads no more
+        clients.append((reader, writer))
+    await wait_for(lambda: sum(map(len, server._answering.values())) == 3, 10, "three answers under way")
+    await server.stop()
+    for reader, _ in clients:  # each sees its connection end, though it never read the rest
+        while await reader.read(1 << 20):
+            pass
+    for _, writer in clients:
+        writer.close()
+    await wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("range-send")], 10,
+                   "the sender threads to end")  # fmt: skip
+    if before is not None:
+        await wait_for(lambda: (_open_fds() or 0) <= before, 10, "every descriptor closed")
