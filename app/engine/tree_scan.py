@@ -199,7 +199,7 @@ class TreeState:
                 diff.removed[ident] = seen
             elif now is not seen:
                 self.files[ident] = now
-                diff.changed.append(self._found(now))
+                diff.changed.append(now)
         return diff
 
     def forget(self, identity: str) -> None:
@@ -312,7 +312,7 @@ class TreeState:
                     continue
             elif before is None and known_ids is not None and (ident, seen.size, seen.mtime_ns) in known_ids:
                 continue  # handled before the restart (under any case, on a case-insensitive volume)
-            diff.changed.append(self._found(seen))
+            diff.changed.append(seen)
         for ident, before in self.files.items():
             if ident not in seen_files:
                 diff.removed[ident] = before
@@ -361,11 +361,8 @@ class TreeState:
             if same and ident not in forgotten:
                 continue
             forgotten.discard(ident)
-            diff.changed.append(self._found(seen))
+            diff.changed.append(seen)
         return diff
-
-    def _found(self, seen: Seen) -> FoundFile:
-        return seen
 
 
 _GONE = _Dir("", 0, 0, (), ())

@@ -343,7 +343,7 @@ class Watcher:
 
     async def _queue_ready(self, root: WatchRoot, tree: TreeState, tracker: StabilityTracker) -> None:
         keys = tracker.ready(time.monotonic())
-        batch = [f for f in (_found(tree, k) for k in keys) if f is not None]
+        batch = [f for f in (tree.files.get(k) for k in keys) if f is not None]
         if not batch:
             return
         await self._on_ready(batch)  # raises if they could not be queued: offered again
@@ -491,10 +491,6 @@ class Watcher:
         except OSError as exc:  # unreachable now, or too many folders for inotify: the scans do it
             log.info("no file events for %s (%s): found by scanning every %gs", root.path, exc,
                      self._scan_interval)  # fmt: skip
-
-
-def _found(tree: TreeState, key: str) -> FoundFile | None:
-    return tree.files.get(key)
 
 
 def _pair_moves(diff: Diff) -> list[tuple[Seen, FoundFile]]:

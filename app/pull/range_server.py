@@ -299,14 +299,9 @@ class RangeServer:
         if not THREADED or self._senders is None:  # Windows: read in a thread, write on the loop
             await self._send_by_copy(response, fobj, publication, offset, count, reply)
             return
-        served, end = self.served.get(publication.token), offset + count
-
-        def sent(piece: int, size: int) -> None:
-            if served is not None:
-                served.add(piece, size)
-                served.last_request = self._clock()
-
+        end = offset + count
         await flushed(transport)  # the headers leave before the thread writes on the socket
+        sent = self._counter(publication)
         sender = BodySender(sock.fileno(), fobj.fileno(), reply.stop, sent)
         sender.start(self._senders)
         try:
@@ -331,7 +326,7 @@ class RangeServer:
         """Where the OS has no ``sendfile`` (Windows): each piece read in a thread, through a
         duplicate of its own (a read still running when the answer is abandoned cannot touch
         another file), then written by the loop."""
-        served, end = self.served.get(publication.token), offset + count
+        sent, end = self._counter(publication), offset + count
         for piece, size in _pieces(offset, count, end, self._piece_size()):
             if piece + size >= end:
                 await self._unchanged_or_end(fobj, publication)
@@ -347,9 +342,19 @@ class RangeServer:
                 await self._unchanged_or_end(fobj, publication)
                 raise Shorter("the file got shorter while it was sent")
             await response.write(data)
+            sent(piece, len(data))
+
+    def _counter(self, publication: Publication) -> Callable[[int, int], None]:
+        """Counts each piece as it leaves: the job's progress, and the activity its stall
+        check watches."""
+        served = self.served.get(publication.token)
+
+        def sent(piece: int, size: int) -> None:
             if served is not None:
-                served.add(piece, len(data))
+                served.add(piece, size)
                 served.last_request = self._clock()
+
+        return sent
 
     def _piece_size(self) -> int:
         return piece_size(self._pacer.rate if self._pacer is not None else 0)
